@@ -1,0 +1,132 @@
+package fingerprint
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// show renders tokens as "kind:text" for readable comparisons.
+func show(src string, toks []Token) string {
+	var b strings.Builder
+	for i, t := range toks {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s:%s", t.Kind.String()[:1], src[t.Off:t.End])
+	}
+	return b.String()
+}
+
+func TestTokenize(t *testing.T) {
+	tests := []struct {
+		name string
+		lang Lang
+		src  string
+		want string
+	}{
+		{"c comments and strings", C, "/* a */ int x = 1; // b\nchar *s = \"//x\";",
+			`k:int i:x p:= n:1 p:; k:char p:* i:s p:= s:"//x" p:;`},
+		{"c char and escapes", C, `c = '\''; s = "a\"b";`,
+			`i:c p:= s:'\'' p:; i:s p:= s:"a\"b" p:;`},
+		{"c unterminated string ends at newline", C, "x = \"abc\ny = 2;",
+			"i:x p:= s:\"abc i:y p:= n:2 p:;"},
+		{"c numbers", C, "a = 0x1F + 1.5e3 + 10ULL;", "i:a p:= n:0x1F p:+ n:1.5e3 p:+ n:10ULL p:;"},
+		{"c preprocessor is not a comment", C, "#include <stdio.h>", "p:# i:include p:< i:stdio p:. i:h p:>"},
+		{"go raw string spans lines", Go, "s := `a\nb` // c", "i:s p:: p:= s:`a\nb`"},
+		{"go keywords", Go, "func f() {}", "k:func i:f p:( p:) p:{ p:}"},
+		{"python comments and triple quotes", Python, "def f(): # c\n    \"\"\"doc \"x\"\n\"\"\"\n    return ''",
+			`k:def i:f p:( p:) p:: s:"""doc "x"` + "\n" + `""" k:return s:''`},
+		{"python hash in string", Python, `x = "#no"`, `i:x p:= s:"#no"`},
+		{"shell hash only at word start", Shell, "echo $# ${#a} # c\nx=1", "i:echo p:$ p:# p:$ p:{ p:# i:a p:} i:x p:= n:1"},
+		{"shell single quotes are raw", Shell, `echo 'a\' b`, `i:echo s:'a\' i:b`},
+		{"rust lifetimes and chars", Rust, "fn f<'a>(x: &'a str) -> char { 'x' }",
+			"k:fn i:f p:< p:' i:a p:> p:( i:x p:: p:& p:' i:a i:str p:) p:- p:> i:char p:{ s:'x' p:}"},
+		{"rust escaped char", Rust, `let c = '\'';`, `k:let i:c p:= s:'\'' p:;`},
+		{"rust nested comments", Rust, "/* a /* b */ c */ x", "i:x"},
+		{"js template and dollar", JavaScript, "const $a = `x ${y}`;", "k:const i:$a p:= s:`x ${y}` p:;"},
+		{"php comments", PHP, "<?php # a\n$x = 1; // b\n/* c */ echo $x;", "p:< p:? i:php i:$x p:= n:1 p:; k:echo i:$x p:;"},
+		{"emacs lisp", EmacsLisp, "(defun foo-bar (x) ; c\n  \"Doc.\" (1+ x) ?\\( 'y)",
+			`p:( k:defun i:foo-bar p:( i:x p:) s:"Doc." p:( n:1+ i:x p:) i:?\( p:' i:y p:)`},
+		{"text prose", Text, "Don't panic: it's 42.", "i:Don p:' i:t i:panic p:: i:it p:' i:s n:42 p:."},
+		{"non-ascii identifiers", Go, "café := 1", "i:café p:: p:= n:1"},
+		{"markdown fences", Markdown, "See:\n```c\n// c\nint x;\n```\nok",
+			"i:See p:: k:int i:x p:; i:ok"},
+		{"markdown untagged fence uses C rules", Markdown, "```\nx = 1; /* c */\n```\n", "i:x p:= n:1 p:;"},
+		{"markdown tilde fence and unclosed", Markdown, "~~~ python\n# c\nx = 1\n", "i:x p:= n:1"},
+		{"markdown inner backticks are not a close", Markdown, "````c\n```\nx\n````\ny", "p:` p:` p:` i:x i:y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := show(tt.src, Tokenize(tt.lang, []byte(tt.src)))
+			if got != tt.want {
+				t.Errorf("Tokenize(%s, %q)\n got %s\nwant %s", tt.lang, tt.src, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTokenLinesAndOffsets(t *testing.T) {
+	src := "var a int\n/* two\nlines */ b\r\n\n  `s\ntr`;\nx"
+	toks := Tokenize(Go, []byte(src))
+	wantLines := []int32{1, 1, 1, 3, 5, 6, 7}
+	if len(toks) != len(wantLines) {
+		t.Fatalf("got %d tokens (%s), want %d", len(toks), show(src, toks), len(wantLines))
+	}
+	for i, tk := range toks {
+		if tk.Line != wantLines[i] {
+			t.Errorf("token %d %q: line %d, want %d", i, src[tk.Off:tk.End], tk.Line, wantLines[i])
+		}
+	}
+}
+
+func TestStringHashIgnoresQuotes(t *testing.T) {
+	a := Tokenize(Python, []byte(`x = "abc"`))
+	b := Tokenize(Python, []byte(`x = 'abc'`))
+	c := Tokenize(Python, []byte(`x = abc`))
+	if a[2].Hash != b[2].Hash {
+		t.Errorf(`"abc" and 'abc' hash differently`)
+	}
+	if a[2].Hash == c[2].Hash {
+		t.Errorf(`the string "abc" hashes like the identifier abc`)
+	}
+}
+
+func TestLongTokensStream(t *testing.T) {
+	// Tokens longer than maxInline are hashed as they stream; the hash must not depend
+	// on where the text was cut.
+	long := strings.Repeat("x", 3*maxInline+7)
+	src := "a = \"" + long + "\"; " + long + " = 1;"
+	whole := Tokenize(Go, []byte(src))
+	for _, cut := range []int{1, 5, maxInline, maxInline + 6, 2*maxInline + 1, len(src) - 3} {
+		s := NewStream(DefaultParams, Go)
+		s.Write([]byte(src[:cut]))
+		s.Write([]byte(src[cut:]))
+		s.Close()
+		if show(src, s.Tokens) != show(src, whole) || s.Tokens[2].Hash != whole[2].Hash || s.Tokens[4].Hash != whole[4].Hash {
+			t.Errorf("cut at %d: tokens differ from the whole text's", cut)
+		}
+	}
+	if whole[4].Kind != Ident {
+		t.Errorf("long identifier has kind %s", whole[4].Kind)
+	}
+}
+
+func TestLangForPath(t *testing.T) {
+	for name, want := range map[string]string{"a/b.c": "c", "x.H": "c", "k.rs": "rust", "m.el": "emacs-lisp",
+		"s.bash": "shell", "y.tsx": "typescript", "z.md": "", "Makefile": "", "q.pyi": "python"} {
+		l, ok := LangForPath(name)
+		got := ""
+		if ok {
+			got = l.String()
+		}
+		if got != want {
+			t.Errorf("LangForPath(%q) = %q, want %q", name, got, want)
+		}
+	}
+	for name, want := range map[string]Lang{"C++": Cpp, "py": Python, "golang": Go, "elisp": EmacsLisp, "sh": Shell} {
+		if l, ok := LangByName(name); !ok || l != want {
+			t.Errorf("LangByName(%q) = %v, %v; want %v", name, l, ok, want)
+		}
+	}
+}

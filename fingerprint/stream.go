@@ -1,0 +1,124 @@
+package fingerprint
+
+// A Stream fingerprints a text that arrives in pieces. Whatever the pieces, even
+// split inside a token, a comment or a multi-byte character, it yields exactly the
+// tokens and fingerprints that the whole text yields, each as soon as the bytes seen
+// determine it: a token once the byte after it arrives, a fingerprint once the last
+// k-gram of its window is complete.
+//
+// Tokens and Fingerprints only grow; callers may read them between writes. A Stream
+// is not safe for concurrent use.
+type Stream struct {
+	Tokens       []Token
+	Fingerprints []Fingerprint
+
+	params Params
+	tz     tokenizer
+	hashed int // tokens fed to the roller
+	roll   roller
+	win    winnower
+	closed bool
+}
+
+// NewStream returns a stream that tokenizes text in language l with parameters p,
+// which must be valid. Markdown text is prose with fenced code blocks, each tokenized
+// in its fence's language (C-family rules when the fence names none).
+func NewStream(p Params, l Lang) *Stream {
+	if err := p.Validate(); err != nil {
+		panic(err)
+	}
+	s := &Stream{params: p, roll: newRoller(p.K), win: newWinnower(p.W)}
+	s.tz.init(l, &s.Tokens)
+	return s
+}
+
+// Reset makes s ready for a new text in language l, keeping its buffers: the
+// previous Tokens and Fingerprints are overwritten.
+func (s *Stream) Reset(l Lang) {
+	toks, fps := s.Tokens[:0], s.Fingerprints[:0]
+	p := s.params
+	*s = Stream{Tokens: toks, Fingerprints: fps, params: p, roll: newRoller(p.K), win: newWinnower(p.W)}
+	s.tz.init(l, &s.Tokens)
+}
+
+// Params returns the stream's parameters.
+func (s *Stream) Params() Params { return s.params }
+
+// Write adds the next piece of the text. It never fails.
+func (s *Stream) Write(p []byte) (int, error) {
+	if s.closed {
+		panic("fingerprint: Write after Close")
+	}
+	s.tz.feed(p, false)
+	s.hash()
+	return len(p), nil
+}
+
+// Close ends the text, which finishes its last token.
+func (s *Stream) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.tz.feed(nil, true)
+	s.hash()
+	return nil
+}
+
+// Pending returns the offset of the first byte whose token is not yet known: bytes
+// before it are either in Tokens or are whitespace and comments.
+func (s *Stream) Pending() int { return s.tz.lx.pending() }
+
+func (s *Stream) hash() {
+	for ; s.hashed < len(s.Tokens); s.hashed++ {
+		h, ok := s.roll.push(s.Tokens[s.hashed].Hash)
+		if !ok {
+			continue
+		}
+		if i, ok := s.win.push(h); ok {
+			// The chosen k-gram's hash is still in the window's ring.
+			s.Fingerprints = append(s.Fingerprints, Fingerprint{Hash: s.win.ring[i%s.params.W], Pos: int32(i)})
+		}
+	}
+}
+
+// Fingerprints tokenizes a whole text and returns its tokens and fingerprints.
+func Fingerprints(p Params, l Lang, text []byte) ([]Token, []Fingerprint) {
+	s := NewStream(p, l)
+	s.Tokens = make([]Token, 0, len(text)/5+16) // code averages 4-7 bytes a token
+	s.Write(text)
+	s.Close()
+	return s.Tokens, s.Fingerprints
+}
+
+// Tokenize returns the tokens of a whole text.
+func Tokenize(l Lang, text []byte) []Token {
+	var toks []Token
+	var tz tokenizer
+	tz.init(l, &toks)
+	tz.feed(text, true)
+	return toks
+}
+
+// tokenizer is a lexer, behind a markdown splitter for Markdown.
+type tokenizer struct {
+	lx lexer
+	md *markdown // nil unless the language is Markdown
+}
+
+func (t *tokenizer) init(l Lang, out *[]Token) {
+	t.lx.out = out
+	if l == Markdown {
+		t.md = newMarkdown(&t.lx, C)
+		return
+	}
+	t.lx.reset(l, 0, 1)
+}
+
+func (t *tokenizer) feed(p []byte, atEOF bool) {
+	if t.md != nil {
+		t.md.feed(p, atEOF)
+		return
+	}
+	t.lx.feed(p, atEOF)
+}
