@@ -1,0 +1,163 @@
+package index
+
+import (
+	"encoding/binary"
+
+	"cleanroom/fingerprint"
+)
+
+// A Doc is one source file, fingerprinted, on its way into an index.
+type Doc struct {
+	Repo        int    // index of its repository among the Builder's repositories
+	Path        string // slash path within the repository
+	License     string // SPDX expression that governs the file
+	LicenseFrom string // where License came from: "spdx-line", "notice" or "repository"
+	Lang        string
+	Size        int64 // bytes of source text
+
+	// Checks holds two bytes per token, the low 16 bits of its hash, little-endian.
+	// A match found by a fingerprint is extended token by token by comparing them,
+	// which gives its exact length without storing the source text; two different
+	// tokens pass for equal once in 65536 comparisons.
+	Checks   []byte
+	Lines    []byte // line table: which token starts which line (see lineTable)
+	Postings []Posting
+}
+
+// A Posting is one fingerprint of a document.
+type Posting struct {
+	Hash uint64
+	Pos  uint32 // token index of the k-gram's first token
+	Line uint32 // line of that token
+}
+
+// NumTokens returns the number of tokens of d.
+func (d *Doc) NumTokens() int { return len(d.Checks) / 2 }
+
+// checkSeq is a sequence of token check values, two bytes each.
+type checkSeq []byte
+
+func (c checkSeq) len() int { return len(c) / 2 }
+
+func (c checkSeq) at(i int) uint16 { return binary.LittleEndian.Uint16(c[2*i:]) }
+
+// appendCheck appends the check value of a token hash.
+func appendCheck(c checkSeq, h uint64) checkSeq {
+	return binary.LittleEndian.AppendUint16(c, uint16(h))
+}
+
+// NewDoc makes the indexable form of a fingerprinted text. Metadata is left to the
+// caller.
+func NewDoc(toks []fingerprint.Token, fps []fingerprint.Fingerprint) *Doc {
+	d := &Doc{Checks: make([]byte, 0, 2*len(toks)), Postings: make([]Posting, len(fps))}
+	for _, t := range toks {
+		d.Checks = appendCheck(d.Checks, t.Hash)
+	}
+	d.Lines = appendLineTable(nil, toks)
+	for i, f := range fps {
+		d.Postings[i] = Posting{Hash: f.Hash, Pos: uint32(f.Pos), Line: uint32(toks[f.Pos].Line)}
+	}
+	return d
+}
+
+// A line table maps token indexes to lines. It is a sequence of uvarint pairs
+// (tokens since the previous entry, lines since the previous entry), one pair for
+// each token that starts on a later line than the token before it (the line before
+// the first token is 1). Tokens are many, lines fewer, and both deltas are small.
+func appendLineTable(b []byte, toks []fingerprint.Token) []byte {
+	line, last := int32(1), 0
+	for i, t := range toks {
+		if t.Line > line {
+			b = binary.AppendUvarint(b, uint64(i-last))
+			b = binary.AppendUvarint(b, uint64(t.Line-line))
+			line, last = t.Line, i
+		}
+	}
+	return b
+}
+
+// lineTable answers line queries for one document.
+type lineTable []byte
+
+// lines returns the lines of tokens a and b, a <= b; a corrupt table yields lines
+// that are wrong but never a panic.
+func (lt lineTable) lines(a, b int) (la, lb int) {
+	line, tok := 1, 0
+	la = -1
+	for p := []byte(lt); len(p) > 0; {
+		td, n := binary.Uvarint(p)
+		if n <= 0 {
+			break
+		}
+		ld, m := binary.Uvarint(p[n:])
+		if m <= 0 {
+			break
+		}
+		p = p[n+m:]
+		tok += int(td)
+		if la < 0 && tok > a {
+			la = line
+		}
+		if tok > b {
+			break
+		}
+		line += int(ld)
+	}
+	if la < 0 {
+		la = line
+	}
+	return la, line
+}
+
+// AppendBinary appends the encoding of d to b, so that a document can wait on disk
+// until its license is decided. It implements encoding.BinaryAppender.
+func (d *Doc) AppendBinary(b []byte) ([]byte, error) {
+	b = binary.AppendUvarint(b, uint64(d.Repo))
+	b = appendStr(b, d.Path)
+	b = appendStr(b, d.License)
+	b = appendStr(b, d.LicenseFrom)
+	b = appendStr(b, d.Lang)
+	b = binary.AppendUvarint(b, uint64(d.Size))
+	b = appendStr(b, string(d.Checks))
+	b = appendStr(b, string(d.Lines))
+	b = binary.AppendUvarint(b, uint64(len(d.Postings)))
+	for _, p := range d.Postings {
+		b = binary.LittleEndian.AppendUint64(b, p.Hash)
+		b = binary.AppendUvarint(b, uint64(p.Pos))
+		b = binary.AppendUvarint(b, uint64(p.Line))
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a document encoded by AppendBinary.
+func (d *Doc) UnmarshalBinary(b []byte) error {
+	r := &byteReader{b: b}
+	*d = *readDoc(r)
+	if r.err != nil {
+		return corruptf("document: %v", r.err)
+	}
+	if len(r.b) != 0 {
+		return corruptf("document: %d trailing bytes", len(r.b))
+	}
+	return nil
+}
+
+// readDoc decodes a document encoded by appendDoc.
+func readDoc(r *byteReader) *Doc {
+	d := &Doc{}
+	d.Repo = int(r.uvarint())
+	d.Path, d.License, d.LicenseFrom, d.Lang = r.str(), r.str(), r.str(), r.str()
+	d.Size = int64(r.uvarint())
+	d.Checks = append([]byte(nil), r.bytes(r.uvarint())...)
+	d.Lines = append([]byte(nil), r.bytes(r.uvarint())...)
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail(errShort)
+		return d
+	}
+	d.Postings = make([]Posting, n)
+	for i := range d.Postings {
+		d.Postings[i] = Posting{Hash: r.u64(), Pos: uint32(r.uvarint()), Line: uint32(r.uvarint())}
+	}
+	return d
+}
