@@ -21,7 +21,7 @@ func FuzzParseShard(f *testing.F) {
 		for i := range docs {
 			d := s.docs[docs[i]]
 			_ = s.tokens[2*(d.tokOff+int(pos[i]))]
-			lineTable(s.lines[d.linesOff : d.linesOff+d.linesLen]).lines(0, int(pos[i]))
+			lineTable(s.lines[d.linesOff:d.linesOff+d.linesLen]).lines(0, int(pos[i]))
 		}
 		s.check()
 	})
@@ -63,7 +63,7 @@ func FuzzShardSections(f *testing.F) {
 		for i := range docs {
 			d := s.docs[docs[i]]
 			_ = s.tokens[2*(d.tokOff+int(pos[i]))]
-			lineTable(s.lines[d.linesOff : d.linesOff+d.linesLen]).lines(0, int(pos[i]))
+			lineTable(s.lines[d.linesOff:d.linesOff+d.linesLen]).lines(0, int(pos[i]))
 		}
 		s.check()
 	})
