@@ -1,0 +1,396 @@
+// Package build turns sources into an index: it walks each source, fingerprints its
+// files on every core, decides their licenses once the source's license files are
+// all known, and hands the files the policy keeps to an index.Builder.
+package build
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cleanroom/corpus"
+	"cleanroom/fingerprint"
+	"cleanroom/index"
+)
+
+// Options configure a build.
+type Options struct {
+	Out     string             // index directory
+	Params  fingerprint.Params // default fingerprint.DefaultParams
+	Workers int                // fingerprinting goroutines; default GOMAXPROCS
+	Walk    corpus.Options
+	Policy  *corpus.Policy // default corpus.DefaultPolicy()
+	Index   index.BuildOptions
+	Log     *slog.Logger // default slog.Default()
+}
+
+// Summary is what a build did.
+type Summary struct {
+	Manifest *index.Manifest
+	Elapsed  time.Duration
+	// Licenses counts the files read by the SPDX expression that governs them,
+	// indexed or not; Excluded counts files left out by license class.
+	Licenses map[string]int64
+	Excluded map[string]int64
+	Skipped  map[string]int64
+	Files    int64 // source files read and fingerprinted
+	Bytes    int64
+}
+
+// Progress reports a running build; see Builder.Progress.
+type Progress struct {
+	Source     string
+	Files      int64 // files fingerprinted so far, all sources
+	Bytes      int64 // their bytes
+	Read       int64 // bytes read from disk so far (compressed, for archives)
+	Total      int64 // bytes the build will read from disk in all
+	Elapsed    time.Duration
+	SourceDone int // sources finished
+}
+
+// A Builder runs one build and can report its progress from another goroutine.
+type Builder struct {
+	opts    Options
+	sources []*corpus.Source
+	cur     atomic.Int32
+	files   atomic.Int64
+	bytes   atomic.Int64
+	started time.Time
+}
+
+// New opens every source (reading only their metadata) so that a mistake in the
+// arguments fails before any work.
+func New(opts Options, specs []string) (*Builder, error) {
+	if opts.Params == (fingerprint.Params{}) {
+		opts.Params = fingerprint.DefaultParams
+	}
+	if err := opts.Params.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Policy == nil {
+		opts.Policy = corpus.DefaultPolicy()
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if len(specs) == 0 {
+		return nil, errors.New("no sources given")
+	}
+	b := &Builder{opts: opts, started: time.Now()}
+	for _, spec := range specs {
+		src, err := corpus.OpenSource(spec)
+		if err != nil {
+			return nil, err
+		}
+		b.sources = append(b.sources, src)
+	}
+	return b, nil
+}
+
+// Progress returns how far the build is.
+func (b *Builder) Progress() Progress {
+	p := Progress{Files: b.files.Load(), Bytes: b.bytes.Load(), Elapsed: time.Since(b.started)}
+	cur := int(b.cur.Load())
+	p.SourceDone = cur
+	for i, s := range b.sources {
+		sz := s.Size()
+		p.Total += sz
+		switch {
+		case i < cur:
+			p.Read += sz
+		case i == cur:
+			p.Read += min(s.BytesRead(), sz)
+			p.Source = s.Name
+		}
+	}
+	return p
+}
+
+// Run builds the index. On error or cancellation the previous index in Out, if any,
+// is left as it was.
+func (b *Builder) Run(ctx context.Context) (*Summary, error) {
+	iopts := b.opts.Index
+	iopts.Params = b.opts.Params
+	ib, err := index.NewBuilder(b.opts.Out, iopts)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{Licenses: map[string]int64{}, Excluded: map[string]int64{}, Skipped: map[string]int64{}}
+	var infos []index.SourceInfo
+	for i, src := range b.sources {
+		b.cur.Store(int32(i))
+		info, err := b.source(ctx, ib, src, sum)
+		if err != nil {
+			ib.Abort()
+			return nil, fmt.Errorf("%s: %w", src.Path, err)
+		}
+		infos = append(infos, info)
+	}
+	b.cur.Store(int32(len(b.sources)))
+	policy, _ := json.Marshal(b.opts.Policy.String())
+	m, err := ib.Finish(&index.Manifest{Sources: infos, Policy: policy})
+	if err != nil {
+		return nil, err
+	}
+	sum.Manifest, sum.Elapsed = m, time.Since(b.started)
+	return sum, nil
+}
+
+// fileResult is a fingerprinted file on its way to the spool.
+type fileResult struct {
+	seq  int
+	doc  *index.Doc // Path: path in the source; License, LicenseFrom: the file's own
+	size int
+}
+
+// source builds one source: walk and fingerprint into a spool, then decide.
+func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Source, sum *Summary) (index.SourceInfo, error) {
+	log := b.opts.Log.With("source", src.Name)
+	log.Info("reading", "path", src.Path, "kind", src.Kind, "version", src.Version)
+	info := index.SourceInfo{Name: src.Name, Path: src.Path, Kind: src.Kind, Version: src.Version,
+		Excluded: map[string]int64{}}
+	sp, err := newSpool(b.opts.Out)
+	if err != nil {
+		return info, err
+	}
+	defer sp.remove()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	repos := corpus.NewRepos(src)
+	stats := &corpus.Stats{}
+	type job struct {
+		seq int
+		f   *corpus.File
+	}
+	jobs := make(chan job, 2*b.opts.Workers)
+	results := make(chan fileResult, 2*b.opts.Workers)
+	var wg sync.WaitGroup
+	for range b.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := fingerprint.NewStream(b.opts.Params, fingerprint.Text)
+			for j := range jobs {
+				results <- fingerprintFile(s, j.seq, j.f)
+			}
+		}()
+	}
+	// Collect results in walk order, so that a build is reproducible.
+	collected := make(chan error, 1)
+	go func() {
+		pending := map[int]fileResult{}
+		next := 0
+		var err error
+		for r := range results {
+			pending[r.seq] = r
+			for {
+				r, ok := pending[next]
+				if !ok {
+					break
+				}
+				delete(pending, next)
+				next++
+				if err == nil {
+					err = sp.add(r.doc)
+				}
+				b.files.Add(1)
+				b.bytes.Add(int64(r.size))
+			}
+		}
+		collected <- err
+	}()
+	seq := 0
+	walkErr := corpus.Walk(ctx, src, b.opts.Walk, repos, stats, func(f *corpus.File) error {
+		select {
+		case jobs <- job{seq, f}:
+			seq++
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	close(results)
+	if err := <-collected; err != nil {
+		return info, err
+	}
+	if walkErr != nil {
+		return info, walkErr
+	}
+	if err := repos.Detect(); err != nil {
+		return info, err
+	}
+	for _, r := range repos.All() {
+		if r.License != "" {
+			log.Info("repository", "root", r.Root, "license", r.License, "confidence", r.Confidence, "files", strings.Join(r.LicenseFiles, ","))
+		}
+	}
+	st := stats.Snapshot()
+	info.Files, info.Bytes, info.Skipped = st.Files, st.Bytes, st.Skipped
+	for k, v := range st.Skipped {
+		sum.Skipped[k] += v
+	}
+	sum.Files += st.Files
+	sum.Bytes += st.Bytes
+
+	// Decide each file's license now that every license file has been seen.
+	repoIDs := map[*corpus.Repo]int{}
+	err = sp.each(func(d *index.Doc) error {
+		r := repos.For(d.Path)
+		if d.License == "" && r.License != "" {
+			d.License, d.LicenseFrom = r.License, "repository"
+		}
+		keep, class, err := b.opts.Policy.Keep(d.License)
+		if err != nil {
+			log.Warn("unparsable license expression", "path", d.Path, "license", d.License, "err", err)
+			keep, class = false, corpus.Unknown
+		}
+		sum.Licenses[licenseKey(d.License)]++
+		if !keep {
+			info.Excluded[class.String()]++
+			sum.Excluded[class.String()]++
+			return nil
+		}
+		id, ok := repoIDs[r]
+		if !ok {
+			id = ib.AddRepo(indexRepo(src, r))
+			repoIDs[r] = id
+		}
+		d.Repo = id
+		if r.Root != "" {
+			d.Path = strings.TrimPrefix(d.Path, r.Root+"/")
+		}
+		info.Indexed++
+		return ib.Add(d)
+	})
+	log.Info("done", "files", info.Files, "indexed", info.Indexed, "excluded", info.Excluded, "skipped", info.Skipped)
+	return info, err
+}
+
+func licenseKey(expr string) string {
+	if expr == "" {
+		return "(none)"
+	}
+	return expr
+}
+
+// fingerprintFile tokenizes and fingerprints one file and reads its own license.
+func fingerprintFile(s *fingerprint.Stream, seq int, f *corpus.File) fileResult {
+	s.Reset(f.Lang)
+	s.Write(f.Data)
+	s.Close()
+	d := index.NewDoc(s.Tokens, s.Fingerprints)
+	d.Path, d.Lang, d.Size = f.Path, f.Lang.String(), int64(len(f.Data))
+	d.License, d.LicenseFrom = corpus.FileLicense(f.Data)
+	return fileResult{seq: seq, doc: d, size: len(f.Data)}
+}
+
+// indexRepo describes a repository for the index, with a URL template for its files.
+func indexRepo(src *corpus.Source, r *corpus.Repo) index.Repo {
+	ir := index.Repo{Name: r.Name, License: r.License, Confidence: r.Confidence, Source: src.Name, Version: src.Version}
+	if src.URLBase != "" {
+		dir := r.Root
+		if src.Kind != "dir" {
+			// An archive's URL base is below its single top directory.
+			if _, rest, ok := strings.Cut(dir, "/"); ok {
+				dir = rest
+			} else {
+				dir = ""
+			}
+		}
+		if dir != "" {
+			dir += "/"
+		}
+		anchor := "#L{start}"
+		if strings.Contains(src.URLBase, "github.com") {
+			anchor = "#L{start}-L{end}"
+		}
+		ir.URL = src.URLBase + dir + "{path}" + anchor
+	}
+	return ir
+}
+
+// spool holds fingerprinted documents on disk until their licenses are decided.
+type spool struct {
+	f   *os.File
+	w   *bufio.Writer
+	buf []byte
+}
+
+func newSpool(dir string) (*spool, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, ".spool-*")
+	if err != nil {
+		return nil, err
+	}
+	return &spool{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+}
+
+func (s *spool) add(d *index.Doc) error {
+	var err error
+	if s.buf, err = d.AppendBinary(s.buf[:0]); err != nil {
+		return err
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	s.w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(s.buf)))])
+	_, err = s.w.Write(s.buf)
+	return err
+}
+
+// each reads the documents back in order.
+func (s *spool) each(fn func(*index.Doc) error) error {
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	r := bufio.NewReaderSize(s.f, 1<<20)
+	var buf []byte
+	for {
+		n, err := binary.ReadUvarint(r)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if cap(buf) < int(n) {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		d := &index.Doc{}
+		if err := d.UnmarshalBinary(buf); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *spool) remove() {
+	s.f.Close()
+	os.Remove(s.f.Name())
+}

@@ -1,0 +1,139 @@
+package corpus
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/github/go-spdx/v2/spdxexp/spdxlicenses"
+)
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		expr    string
+		want    Class
+		wantErr bool
+	}{
+		{"GPL-2.0 WITH Linux-syscall-note", Strong, false},
+		{"GPL-2.0 OR BSD-2-Clause", Permissive, false},
+		{"(GPL-2.0 OR MIT) AND LGPL-2.1", Weak, false},
+		{"LGPL-2.1+", Weak, false},
+		{"LicenseRef-x", Unknown, false},
+		{"garbage", Unknown, true},
+		{"GPL-2.0-only", Strong, false},
+		{"GPL-2.0+", Strong, false},
+		{"GPL-2.0", Strong, false},
+		{"GPL-1.0+", Strong, false},
+		{"gpl-2.0 or mit", Permissive, false},
+		{"GPL-2.0 or Linux-OpenIB", Permissive, false},
+		{"((GPL-2.0 WITH Linux-syscall-note) OR BSD-3-Clause)", Permissive, false},
+		{"GPL-2.0-or-later WITH GCC-exception-2.0", Strong, false},
+		{"GPL-2.0 WITH Classpath-exception-2.0", Strong, false},
+		{"MPL-2.0", Weak, false},
+		{"MPL-1.1+", Weak, false},
+		{"EPL-2.0 OR Apache-2.0", Permissive, false},
+		{"AGPL-3.0-or-later", Strong, false},
+		{"MIT AND AGPL-3.0-only", Strong, false},
+		{"GPL-3.0-only OR LicenseRef-Acme", Unknown, false},
+		{"GPL-3.0-only AND LicenseRef-Acme", Strong, false},
+		{"LGPL-2.1-only AND LicenseRef-Acme", Weak, false},
+		{"MIT AND LicenseRef-Acme", Unknown, false},
+		{"DocumentRef-spdx-tool-1.2:LicenseRef-MIT-Style-2", Unknown, false},
+		{"CECILL-2.1", Strong, false},
+		{"CECILL-B", Permissive, false},
+		{"CECILL-C", Weak, false},
+		{"CC-BY-SA-4.0", Strong, false},
+		{"CC-BY-4.0", Permissive, false},
+		{"CC-BY-NC-4.0", Unknown, false},
+		{"CC0-1.0", Permissive, false},
+		{"Zlib", Permissive, false},
+		{"Sleepycat", Strong, false},
+		{"BSL-1.0", Permissive, false},
+		{"Linux-man-pages-copyleft", Permissive, false},
+		{"", Unknown, false},
+		{"MIT AND", Unknown, true},
+		{"(MIT", Unknown, true},
+		{"MIT)", Unknown, true},
+		{"MIT OR OR GPL-2.0", Unknown, true},
+		{"GPL-2.0 WITH", Unknown, true},
+		{"GPL-2.0 WITH no-such-exception", Unknown, true},
+		{"Foo-1.0", Unknown, true},
+		{"<SPDX-License> WITH Linux-syscall-note", Unknown, true},
+		{"LicenseRef-", Unknown, true},
+	}
+	for _, tt := range tests {
+		got, err := Classify(tt.expr)
+		if tt.wantErr {
+			if err == nil || !errors.Is(err, ErrBadExpression) {
+				t.Errorf("Classify(%q) = %v, %v; want an ErrBadExpression", tt.expr, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("Classify(%q) = %v, %v; want %v", tt.expr, got, err, tt.want)
+		}
+	}
+}
+
+// TestClassifyEveryID checks that every id of the SPDX list classifies, and that only
+// the non-free ones come out Unknown.
+func TestClassifyEveryID(t *testing.T) {
+	ids := append(spdxlicenses.GetLicenses(), spdxlicenses.GetDeprecated()...)
+	counts := make(map[Class]int)
+	for _, id := range ids {
+		c, err := Classify(id)
+		if err != nil {
+			t.Errorf("Classify(%q): %v", id, err)
+			continue
+		}
+		counts[c]++
+		if c == Unknown {
+			switch {
+			case hasAnyPrefix(id, "CC-BY-NC-", "CC-BY-ND-", "BUSL-", "Elastic-", "PolyForm-", "FSL-", "Hippocratic-", "NCGL-UK-", "CPOL-"),
+				id == "Aladdin", id == "UnRAR", id == "IEC-Code-Components-EULA":
+			default:
+				t.Errorf("Classify(%q) = unknown; want a known class", id)
+			}
+		}
+	}
+	if counts[Strong] < 50 || counts[Weak] < 40 || counts[Permissive] < 400 {
+		t.Errorf("class counts %v: too few copyleft or permissive ids", counts)
+	}
+	t.Logf("%d SPDX ids: %d strong, %d weak, %d permissive, %d unknown", len(ids), counts[Strong], counts[Weak], counts[Permissive], counts[Unknown])
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if len(s) >= len(p) && s[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+func TestParseClass(t *testing.T) {
+	for c := Permissive; c < numClasses; c++ {
+		got, err := ParseClass(c.String())
+		if err != nil || got != c {
+			t.Errorf("ParseClass(%q) = %v, %v; want %v", c.String(), got, err, c)
+		}
+	}
+	if got, err := ParseClass("STRONG"); err != nil || got != Strong {
+		t.Errorf("ParseClass(STRONG) = %v, %v", got, err)
+	}
+	if _, err := ParseClass("copyleft"); err == nil {
+		t.Errorf("ParseClass(copyleft): no error")
+	}
+	if !(Permissive < Unknown && Unknown < Weak && Weak < Strong) {
+		t.Errorf("classes out of order")
+	}
+}
+
+func TestModernID(t *testing.T) {
+	for id, want := range map[string]string{"GPL-2.0": "GPL-2.0-only", "GPL-2.0+": "GPL-2.0-or-later",
+		"LGPL-2.1+": "LGPL-2.1-or-later", "LGPL-2.1": "LGPL-2.1-only", "MIT": "MIT", "MPL-1.1+": "MPL-1.1+",
+		"GPL-2.0-with-classpath-exception": "GPL-2.0-with-classpath-exception"} {
+		if got := modernID(id); got != want {
+			t.Errorf("modernID(%q) = %q, want %q", id, got, want)
+		}
+	}
+}
