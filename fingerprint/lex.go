@@ -98,6 +98,7 @@ type lexer struct {
 	multi  bool
 	raw    bool
 	esc    bool // the previous byte was an escaping backslash
+	space  bool // the previous byte of the contents was whitespace
 	depth  int  // block comment nesting depth
 }
 
@@ -356,6 +357,7 @@ func (lx *lexer) openString(buf []byte, atEOF bool) int {
 	}
 	lx.begin(String)
 	lx.mode = mString
+	lx.space = false
 	lx.quote = q
 	lx.triple = triple
 	lx.multi = triple || strings.IndexByte(r.multiline, q) >= 0
@@ -431,28 +433,28 @@ func (lx *lexer) scanString(buf []byte, atEOF bool) int {
 			if lx.triple {
 				qqq := triples[q]
 				if need(buf[i:], qqq, atEOF) {
-					lx.hashPart(buf[:i])
+					lx.hashString(buf[:i])
 					return i
 				}
 				if len(buf)-i < 3 || string(buf[i:i+3]) != qqq {
 					continue
 				}
-				lx.hashPart(buf[:i])
+				lx.hashString(buf[:i])
 				lx.emit(i + 3)
 				return i + 3
 			}
-			lx.hashPart(buf[:i])
+			lx.hashString(buf[:i])
 			lx.emit(i + 1)
 			return i + 1
 		case c == '\n' && !lx.multi:
 			// An unterminated literal ends at the line's end, so that a stray quote
 			// cannot swallow the rest of the text.
-			lx.hashPart(buf[:i])
+			lx.hashString(buf[:i])
 			lx.emit(i)
 			return i
 		}
 	}
-	lx.hashPart(buf)
+	lx.hashString(buf)
 	return len(buf)
 }
 
@@ -502,6 +504,29 @@ func (lx *lexer) begin(k Kind) {
 	lx.text = lx.text[:0]
 	lx.digUsed = false
 }
+
+// hashString adds bytes of a string literal's contents to the token in progress,
+// with every run of whitespace as one space: a docstring re-indented or re-wrapped
+// by a model hashes as the original does.
+func (lx *lexer) hashString(b []byte) {
+	start := 0
+	for i, c := range b {
+		white := c == ' ' || c == '\t' || c == '\n' || c == '\r'
+		switch {
+		case white && lx.space:
+			lx.hashPart(b[start:i]) // drop c
+			start = i + 1
+		case white && c != ' ':
+			lx.hashPart(b[start:i])
+			lx.hashPart(space)
+			start = i + 1
+		}
+		lx.space = white
+	}
+	lx.hashPart(b[start:])
+}
+
+var space = []byte{' '}
 
 // hashPart adds bytes to the token in progress.
 func (lx *lexer) hashPart(b []byte) {

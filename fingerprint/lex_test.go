@@ -92,6 +92,18 @@ func TestStringHashIgnoresQuotes(t *testing.T) {
 	}
 }
 
+func TestStringWhitespace(t *testing.T) {
+	a := Tokenize(EmacsLisp, []byte("(defun f () \"Frob the\n  widget  now.\" nil)"))
+	b := Tokenize(EmacsLisp, []byte("(defun f ()\n    \"Frob the widget\n      now.\"\n    nil)"))
+	c := Tokenize(EmacsLisp, []byte("(defun f () \"Frob thewidget now.\" nil)"))
+	if len(a) != 8 || len(b) != 8 || a[5].Hash != b[5].Hash {
+		t.Errorf("a re-indented, re-wrapped docstring hashes differently")
+	}
+	if a[5].Hash == c[5].Hash {
+		t.Errorf("removing a space between words does not change the hash")
+	}
+}
+
 func TestLongTokensStream(t *testing.T) {
 	// Tokens longer than maxInline are hashed as they stream; the hash must not depend
 	// on where the text was cut.
