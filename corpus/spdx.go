@@ -67,6 +67,33 @@ func Classify(expr string) (Class, error) {
 	return n.class(func(l *exprNode) Class { return classOfID(l.id) }), nil
 }
 
+// Eval evaluates a license expression from a value per license: AND takes the larger
+// of its sides' values, OR the smaller, since the user may pick either side. leaf gets
+// each license's current SPDX id ("GPL-2.0-only" for "GPL-2.0", "GPL-2.0-or-later"
+// for "GPL-2.0+") and its class. The empty expression evaluates to leaf("", Unknown).
+// A caller ranks what it decides by strictness (allow < annotate < block, say) and
+// gets the decision the expression binds its user to.
+func Eval(expr string, leaf func(id string, class Class) int) (int, error) {
+	n, err := parseExpr(expr)
+	if err != nil {
+		return 0, err
+	}
+	if n == nil {
+		return leaf("", Unknown), nil
+	}
+	return n.eval(func(l *exprNode) int { return leaf(modernID(l.id), classOfID(l.id)) }), nil
+}
+
+func (n *exprNode) eval(leaf func(*exprNode) int) int {
+	switch n.op {
+	case "AND":
+		return max(n.left.eval(leaf), n.right.eval(leaf))
+	case "OR":
+		return min(n.left.eval(leaf), n.right.eval(leaf))
+	}
+	return leaf(n)
+}
+
 // exprNode is a node of a parsed license expression.
 type exprNode struct {
 	op          string // "AND", "OR", or "" for a license

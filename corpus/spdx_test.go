@@ -2,6 +2,7 @@ package corpus
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/github/go-spdx/v2/spdxexp/spdxlicenses"
@@ -135,5 +136,40 @@ func TestModernID(t *testing.T) {
 		if got := modernID(id); got != want {
 			t.Errorf("modernID(%q) = %q, want %q", id, got, want)
 		}
+	}
+}
+
+func TestEval(t *testing.T) {
+	// Rank: 0 allow, 1 annotate, 2 block; GPL blocks, LGPL annotates, the rest is allowed.
+	rank := func(id string, c Class) int {
+		switch {
+		case strings.HasPrefix(id, "GPL-"):
+			return 2
+		case c == Weak:
+			return 1
+		}
+		return 0
+	}
+	for expr, want := range map[string]int{
+		"GPL-2.0":                         2,
+		"GPL-2.0 WITH Linux-syscall-note": 2,
+		"GPL-2.0 OR MIT":                  0,
+		"LGPL-2.1 AND GPL-2.0+":           2,
+		"(GPL-2.0 or LGPL-2.1) AND MIT":   1,
+		"MPL-2.0":                         1,
+		"":                                0,
+	} {
+		got, err := Eval(expr, rank)
+		if err != nil || got != want {
+			t.Errorf("Eval(%q) = %d, %v; want %d", expr, got, err, want)
+		}
+	}
+	var ids []string
+	Eval("GPL-2.0+ AND LGPL-2.1", func(id string, c Class) int { ids = append(ids, id); return 0 })
+	if strings.Join(ids, " ") != "GPL-2.0-or-later LGPL-2.1-only" {
+		t.Errorf("Eval passes ids %v, want the modern ones", ids)
+	}
+	if _, err := Eval("GPL-2.0 AND", rank); err == nil {
+		t.Error("a broken expression evaluated without error")
 	}
 }

@@ -165,6 +165,27 @@ func (m *Matcher) add(f fingerprint.Fingerprint) {
 	}
 }
 
+// A Run is a stretch of the query that an indexed document holds exactly.
+type Run struct {
+	Doc        int
+	Start, End int // query tokens [Start, End)
+	SrcStart   int // the document's token at Start
+}
+
+// Runs returns the exact runs found so far that are at least min tokens long, in the
+// order they were found. Unlike Matches it merges nothing: a run of t tokens is what
+// the fingerprints guarantee to find as soon as its last token is known, so it is
+// what a filter that must act before t tokens go out acts on.
+func (m *Matcher) Runs(min int) []Run {
+	var out []Run
+	for _, s := range m.spans {
+		if s.qb-s.qa >= min {
+			out = append(out, Run{Doc: s.doc, Start: s.qa, End: s.qb, SrcStart: s.sa})
+		}
+	}
+	return out
+}
+
 // Matches returns the matches found so far, in query order: runs of one document
 // merged, those of at least MinTokens tokens kept, and for each stretch of the
 // query the document it duplicates most (others are counted in Others).
