@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"strings"
+
+	"cleanroom/index"
+)
+
+// A citation names the source of a match, for the client.
+type citation struct {
+	License   string `json:"license"`
+	Repo      string `json:"repo"`
+	Path      string `json:"path"`
+	StartLine int    `json:"start_line"`
+	EndLine   int    `json:"end_line"`
+	Tokens    int    `json:"tokens"`
+	URL       string `json:"url,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Action    string `json:"action"`
+
+	action Action
+}
+
+func newCitation(m *index.Match, a Action) citation {
+	return citation{License: m.Source.License, Repo: m.Source.Repo.Name, Path: m.Source.Path,
+		StartLine: m.Src.StartLine, EndLine: m.Src.EndLine, Tokens: m.Tokens, URL: m.URL(),
+		Version: m.Source.Repo.Version, Action: a.String(), action: a}
+}
+
+func (c citation) rank() int { return int(c.action)<<40 + c.Tokens }
+
+// shown returns the citations a client sees: all but the allowed ones.
+func shown(cs []citation) []citation {
+	var out []citation
+	for _, c := range cs {
+		if c.action != Allow {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// annotate adds the citation fields to a choice object of a response or chunk:
+// Azure OpenAI's content_filter_results.protected_material_code, which clients of
+// Azure already read, with the first citation, and copyleft_matches with all of them.
+func annotate(ch map[string]any, cs []citation, filtered bool) {
+	cs = shown(cs)
+	if len(cs) == 0 {
+		return
+	}
+	cfr, _ := ch["content_filter_results"].(map[string]any)
+	if cfr == nil {
+		cfr = map[string]any{}
+	}
+	pm := map[string]any{"filtered": filtered, "detected": true, "citation": map[string]any{"URL": cs[0].URL, "license": cs[0].License}}
+	cfr["protected_material_code"] = pm
+	ch["content_filter_results"] = cfr
+	ch["copyleft_matches"] = cs
+}
+
+// licenseLabel bounds a license expression for use as a metric label.
+func licenseLabel(expr string) string {
+	if expr == "" {
+		return "unknown"
+	}
+	if len(expr) > 64 {
+		expr = expr[:64]
+	}
+	return strings.TrimSpace(expr)
+}

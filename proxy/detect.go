@@ -1,0 +1,189 @@
+package proxy
+
+import (
+	"cleanroom/fingerprint"
+	"cleanroom/index"
+)
+
+// echoK is the length, in tokens, of the stretches by which output is recognised as
+// repeating the request: an output token inside a stretch of echoK tokens that the
+// request holds is the user's own text, not new copying.
+const echoK = 8
+
+// echoSet holds the hashes of every echoK consecutive tokens of a request's text.
+type echoSet map[uint64]struct{}
+
+// kgramHash hashes echoK token hashes (a polynomial, like the fingerprints' roll).
+func kgramHash(toks []fingerprint.Token) uint64 {
+	var h uint64
+	for _, t := range toks {
+		h = h*0x9e3779b97f4a7c15 + t.Hash
+	}
+	return h
+}
+
+func newEchoSet(l fingerprint.Lang, texts ...string) echoSet {
+	s := echoSet{}
+	for _, text := range texts {
+		toks := fingerprint.Tokenize(l, []byte(text))
+		for i := 0; i+echoK <= len(toks); i++ {
+			s[kgramHash(toks[i:i+echoK])] = struct{}{}
+		}
+	}
+	return s
+}
+
+// A detector watches one text of one choice, the assistant's content or the
+// arguments of one tool call, as it streams. It fingerprints the text behind the
+// request's last lines (the context), so that output which completes a copyleft run
+// the prompt began is caught, and looks the fingerprints up as they are decided.
+type detector struct {
+	ix      *index.Index
+	t       int // the guarantee threshold
+	fp      *fingerprint.Stream
+	m       *index.Matcher
+	ctxLen  int // bytes of context before the output in fp's text
+	ctxToks int // tokens of the context; -1 until the output's first byte is fed
+	out     int // output bytes fed
+	echo    echoSet
+	isEcho  []bool // per token
+	closed  bool
+}
+
+func newDetector(ix *index.Index, l fingerprint.Lang, context string, echo echoSet, mo index.MatchOptions) *detector {
+	d := &detector{ix: ix, t: ix.Params().Threshold(), fp: fingerprint.NewStream(ix.Params(), l),
+		m: ix.NewMatcher(mo), echo: echo, ctxToks: -1}
+	if context != "" {
+		d.fp.Write([]byte(context))
+		d.fp.Write([]byte{'\n'})
+		d.ctxLen = len(context) + 1
+	}
+	return d
+}
+
+// write adds output text.
+func (d *detector) write(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if d.ctxToks < 0 {
+		// The context's last token ends at the newline written after it.
+		d.ctxToks = len(d.fp.Tokens)
+	}
+	d.fp.Write(p)
+	d.out += len(p)
+	d.update()
+}
+
+// close ends the output.
+func (d *detector) close() {
+	if d.closed {
+		return
+	}
+	if d.ctxToks < 0 {
+		d.ctxToks = len(d.fp.Tokens)
+	}
+	d.closed = true
+	d.fp.Close()
+	d.update()
+}
+
+func (d *detector) update() {
+	d.m.Update(d.fp.Tokens, d.fp.Fingerprints)
+	toks := d.fp.Tokens
+	for i := len(d.isEcho); i < len(toks); i++ {
+		d.isEcho = append(d.isEcho, i < d.ctxToks)
+		// Mark the stretch of echoK tokens that ends here if the request holds it.
+		if i+1 >= echoK {
+			if _, ok := d.echo[kgramHash(toks[i+1-echoK:i+1])]; ok {
+				for j := i + 1 - echoK; j <= i; j++ {
+					d.isEcho[j] = true
+				}
+			}
+		}
+	}
+}
+
+// decided returns how many tokens have a settled echo status: a token's status is
+// known once every stretch of echoK tokens that contains it is.
+func (d *detector) decided() int {
+	if d.closed {
+		return len(d.fp.Tokens)
+	}
+	return max(0, len(d.fp.Tokens)-(echoK-1))
+}
+
+// safe returns how many bytes of output can no longer become part of a run that is
+// not found yet: a run reaching the threshold t is found as soon as its t-th token
+// is known, so only the last t-1 known tokens, and the bytes not yet tokenized, may
+// still begin one. Output before that has been checked for good.
+func (d *detector) safe() int {
+	if d.closed {
+		return d.out
+	}
+	toks := d.fp.Tokens
+	end := d.fp.Pending()
+	if b := len(toks) - (d.t - 1); b < len(toks) {
+		if b < 0 {
+			b = 0
+		}
+		if b < len(toks) {
+			end = min(end, toks[b].Off)
+		}
+	}
+	return min(max(0, end-d.ctxLen), d.out)
+}
+
+// A hit is a run of at least t tokens that makes new copying: it includes output
+// that does not merely repeat the request.
+type hit struct {
+	run index.Run
+	tok int // its first new output token
+	cut int // that token's output byte offset
+}
+
+// hits returns the runs found so far that count: at least t tokens, the context's
+// included, with at least one output token whose echo status is settled and that
+// is not an echo of the request.
+func (d *detector) hits() []hit {
+	var out []hit
+	if d.ctxToks < 0 {
+		return nil
+	}
+	dec := d.decided()
+	for _, r := range d.m.Runs(d.t) {
+		for j := max(r.Start, d.ctxToks); j < min(r.End, dec); j++ {
+			if !d.isEcho[j] {
+				out = append(out, hit{run: r, tok: j, cut: d.fp.Tokens[j].Off - d.ctxLen})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// matches returns the matches, merged as index.Matcher.Matches merges them, that
+// include new output.
+func (d *detector) matches() []index.Match {
+	var out []index.Match
+	hits := d.hits()
+	for _, m := range d.m.Matches() {
+		for _, h := range hits {
+			if h.run.Doc == m.Doc && h.run.Start < m.Query.End && h.run.End > m.Query.Start {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// cutFor returns the output offset at which a match's new output begins.
+func (d *detector) cutFor(m index.Match) int {
+	for _, h := range d.hits() {
+		if h.run.Doc == m.Doc && h.run.Start < m.Query.End && h.run.End > m.Query.Start {
+			return h.cut
+		}
+	}
+	return d.out
+}

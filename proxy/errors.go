@@ -1,0 +1,39 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// apiError is the OpenAI error shape, which every client library parses:
+// {"error": {"message": ..., "type": ..., "param": null, "code": ...}}.
+type apiError struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+// writeError answers with an error in the OpenAI shape.
+func writeError(w http.ResponseWriter, status int, typ, code, message string) {
+	e := apiError{Message: message, Type: typ}
+	if code != "" {
+		e.Code = &code
+	}
+	b, _ := json.Marshal(map[string]apiError{"error": e})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// errorEvent is a server-sent event carrying an error, as OpenAI sends one mid-stream.
+func errorEvent(typ, code, message string) []byte {
+	e := apiError{Message: message, Type: typ}
+	if code != "" {
+		e.Code = &code
+	}
+	b, _ := json.Marshal(map[string]apiError{"error": e})
+	return append(append([]byte("data: "), b...), "\n\n"...)
+}

@@ -1,0 +1,198 @@
+package proxy
+
+import (
+	"slices"
+	"time"
+
+	"cleanroom/fingerprint"
+	"cleanroom/index"
+)
+
+// A filter holds what one response's filtering knows: the request, the index it
+// checks against, and every choice's texts.
+type filter struct {
+	s       *Server
+	ix      *index.Index
+	req     *request
+	rid     string
+	echo    echoSet
+	hold    bool // some match may be blocked: hold text back until it is checked
+	choices map[int]*choice
+	scan    time.Duration // time spent fingerprinting and looking up
+	tokens  int           // tokens scanned
+}
+
+// A choice is one of the n answers of a response.
+type choice struct {
+	index    int
+	content  *text
+	tools    map[int]*text // tool call arguments, by the tool call's index
+	texts    []*text       // all of the above, in order of appearance
+	finished bool          // its finish_reason has arrived
+	blocked  *blocked      // where it is cut, if it is
+	cited    []citation    // matches to cite
+	final    bool          // its last chunk has gone out
+}
+
+// blocked says where a blocked choice is cut: in text t, at byte cut of it.
+type blocked struct {
+	t   *text
+	cut int
+}
+
+// A text is one stream of a choice: the content, or one tool call's arguments (a
+// JSON text, whose strings are what the detector sees).
+type text struct {
+	det  *detector
+	args *jsonStrings
+	n    int // bytes so far (of JSON text, for arguments)
+}
+
+func newFilter(s *Server, ix *index.Index, req *request, rid string) *filter {
+	f := &filter{s: s, ix: ix, req: req, rid: rid, choices: map[int]*choice{}, hold: s.policy.MayBlock()}
+	start := time.Now()
+	f.echo = newEchoSet(req.lang, req.sent...)
+	f.scan += time.Since(start)
+	return f
+}
+
+func (f *filter) choice(i int) *choice {
+	c := f.choices[i]
+	if c == nil {
+		c = &choice{index: i, tools: map[int]*text{}}
+		f.choices[i] = c
+	}
+	return c
+}
+
+// contentText returns the choice's content text, which sees the prompt's last
+// lines as its context.
+func (f *filter) contentText(c *choice) *text {
+	if c.content == nil {
+		c.content = &text{det: newDetector(f.ix, f.req.lang, f.req.context, f.echo, f.s.opts.Match)}
+		c.texts = append(c.texts, c.content)
+	}
+	return c.content
+}
+
+// toolText returns the text of the arguments of tool call j.
+func (f *filter) toolText(c *choice, j int) *text {
+	t := c.tools[j]
+	if t == nil {
+		t = &text{det: newDetector(f.ix, fingerprint.C, "", f.echo, f.s.opts.Match), args: &jsonStrings{}}
+		c.tools[j] = t
+		c.texts = append(c.texts, t)
+	}
+	return t
+}
+
+// add feeds a piece of a text and returns the range of bytes it occupies.
+func (f *filter) add(t *text, s string) (start, end int) {
+	start = t.n
+	t.n += len(s)
+	begin := time.Now()
+	if t.args != nil {
+		t.det.write(t.args.feed([]byte(s)))
+	} else {
+		t.det.write([]byte(s))
+	}
+	f.scan += time.Since(begin)
+	return start, t.n
+}
+
+// finish closes a choice's texts: their last tokens are now known.
+func (f *filter) finish(c *choice) {
+	if c.finished {
+		return
+	}
+	c.finished = true
+	begin := time.Now()
+	for _, t := range c.texts {
+		t.det.close()
+		f.tokens += len(t.det.fp.Tokens) - max(0, t.det.ctxToks)
+	}
+	f.scan += time.Since(begin)
+}
+
+// safe returns how many bytes of t may go to the client.
+func (t *text) safe() int {
+	d := t.det.safe()
+	if t.args != nil {
+		if d >= t.det.out {
+			return t.n
+		}
+		return t.args.rawOffset(d)
+	}
+	return d
+}
+
+// rawOffset converts an offset of the text the detector saw to one of t.
+func (t *text) rawOffset(d int) int {
+	if t.args != nil {
+		return t.args.rawOffset(d)
+	}
+	return d
+}
+
+// judged is a match with the action the policy takes on it.
+type judged struct {
+	hit    hit
+	match  *index.DocInfo
+	action Action
+}
+
+// decide looks for a match in c that the policy blocks and, finding one, cuts c
+// before the first new token of the earliest one. A stretch the index holds under
+// several licenses gets the least strict action among them: the user may take the
+// code under any of them (or it is the company's own, allowlisted).
+func (f *filter) decide(c *choice) {
+	if c.blocked != nil || !f.hold {
+		return
+	}
+	for _, t := range c.texts {
+		hits := t.det.hits()
+		var js []judged
+		for _, h := range hits {
+			d := f.ix.Doc(h.run.Doc)
+			js = append(js, judged{h, &d, f.s.policy.Action(d.Repo.Name, d.Path, d.License)})
+		}
+		best := -1
+		for i, j := range js {
+			if j.action != Block || covered(j, js) {
+				continue
+			}
+			if best < 0 || j.hit.cut < js[best].hit.cut {
+				best = i
+			}
+		}
+		if best >= 0 {
+			c.blocked = &blocked{t: t, cut: t.rawOffset(js[best].hit.cut)}
+			return
+		}
+	}
+}
+
+// covered reports whether a run that a laxer action allows covers j's new output.
+func covered(j judged, all []judged) bool {
+	from, to := j.hit.tok, min(j.hit.run.End, j.hit.tok+1)
+	for _, o := range all {
+		if o.action < j.action && o.hit.run.Start <= from && o.hit.run.End >= to {
+			return true
+		}
+	}
+	return false
+}
+
+// citations returns the matches of a choice, strictest action first, the longest
+// first within an action; those the policy allows are there too (they are counted,
+// not shown).
+func (f *filter) citations(c *choice) []citation {
+	var out []citation
+	for _, t := range c.texts {
+		for _, m := range t.det.matches() {
+			out = append(out, newCitation(&m, f.s.policy.Action(m.Source.Repo.Name, m.Source.Path, m.Source.License)))
+		}
+	}
+	slices.SortStableFunc(out, func(a, b citation) int { return b.rank() - a.rank() })
+	return out
+}

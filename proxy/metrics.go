@@ -1,0 +1,91 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the proxy's Prometheus metrics, on a registry of their own.
+type metrics struct {
+	reg *prometheus.Registry
+
+	requests       *prometheus.CounterVec // endpoint, stream, outcome
+	matches        *prometheus.CounterVec // license, action
+	tokens         prometheus.Counter     // output tokens scanned
+	scan           prometheus.Histogram   // seconds of fingerprinting and lookup per response
+	holdback       prometheus.Histogram   // seconds an event waited in the holdback
+	upstreamErrors *prometheus.CounterVec // kind
+	reloads        *prometheus.CounterVec // result
+	indexDocs      prometheus.Gauge
+	indexFPs       prometheus.Gauge
+	indexShards    prometheus.Gauge
+	indexBytes     prometheus.Gauge
+	indexLoad      prometheus.Gauge
+	indexBuilt     prometheus.Gauge
+	indexLoaded    prometheus.Gauge
+	ready          prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cleanroom_requests_total",
+		Help: "Completion requests by endpoint (chat, completions, other), streaming or not, and outcome (clean, annotated, blocked, bad_request, upstream_error, unavailable, canceled).",
+	}, []string{"endpoint", "stream", "outcome"})
+	f(m.requests)
+	m.matches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cleanroom_matches_total",
+		Help: "Matches of indexed copyleft code in model output, by the license of the source and the action taken (block, annotate, allow).",
+	}, []string{"license", "action"})
+	f(m.matches)
+	m.tokens = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cleanroom_scanned_tokens_total",
+		Help: "Tokens of model output fingerprinted and looked up.",
+	})
+	f(m.tokens)
+	m.scan = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "cleanroom_scan_duration_seconds",
+		Help:    "Time spent fingerprinting a response and looking it up in the index.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8),
+	})
+	f(m.scan)
+	m.holdback = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "cleanroom_holdback_duration_seconds",
+		Help:    "Time each upstream event waited in the proxy before going to the client (the holdback that makes blocking leak-free).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+	})
+	f(m.holdback)
+	m.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cleanroom_upstream_errors_total",
+		Help: "Upstream failures by kind: connect (no response), status (4xx or 5xx passed on), stream (the stream broke).",
+	}, []string{"kind"})
+	f(m.upstreamErrors)
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cleanroom_index_reloads_total",
+		Help: "Index loads by result (success, failure).",
+	}, []string{"result"})
+	f(m.reloads)
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+		f(g)
+		return g
+	}
+	m.indexDocs = gauge("cleanroom_index_documents", "Documents in the index being served.")
+	m.indexFPs = gauge("cleanroom_index_fingerprints", "Fingerprint postings in the index being served.")
+	m.indexShards = gauge("cleanroom_index_shards", "Shards of the index being served.")
+	m.indexBytes = gauge("cleanroom_index_disk_bytes", "Bytes of the shard files of the index being served.")
+	m.indexLoad = gauge("cleanroom_index_load_duration_seconds", "How long the last successful index load took.")
+	m.indexBuilt = gauge("cleanroom_index_build_timestamp_seconds", "When the index being served was built, in Unix seconds.")
+	m.indexLoaded = gauge("cleanroom_index_load_timestamp_seconds", "When the index being served was loaded, in Unix seconds.")
+	m.ready = gauge("cleanroom_ready", "1 when an index is loaded and the proxy serves completions, else 0.")
+	// Counters a dashboard divides by must exist before the first event.
+	for _, kind := range []string{"connect", "status", "stream"} {
+		m.upstreamErrors.WithLabelValues(kind)
+	}
+	for _, r := range []string{"success", "failure"} {
+		m.reloads.WithLabelValues(r)
+	}
+	return m
+}

@@ -1,0 +1,307 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"cleanroom/proxy/upstream"
+)
+
+// markdownAnswer wraps code as a model's markdown answer.
+func markdownAnswer(code string) string {
+	return "Sure! Here is an implementation:\n\n```c\n" + code + "```\n\nLet me know if you need more.\n"
+}
+
+func TestStreamBlocked(t *testing.T) {
+	e := newEnv(t, "block", "")
+	code := excerpt(e.gpl[3], 5, 60)
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: markdownAnswer(code)})
+	s := readStream(t, post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "write the walker")))
+	if s.finish[0] != "content_filter" || !s.done {
+		t.Fatalf("finish %q, done %v; want content_filter and [DONE]", s.finish[0], s.done)
+	}
+	thr := e.ix.Params().Threshold()
+	if got := e.longestRun(s.content[0]); got >= thr {
+		t.Errorf("the client received a run of %d tokens of indexed code (threshold %d)", got, thr)
+	}
+	if !strings.HasPrefix(s.content[0], "Sure! Here is an implementation:") {
+		t.Errorf("the clean preamble did not pass: %q", s.content[0])
+	}
+	ch := s.choices[0]
+	pm := ch["content_filter_results"].(map[string]any)["protected_material_code"].(map[string]any)
+	cit := pm["citation"].(map[string]any)
+	if pm["filtered"] != true || pm["detected"] != true || cit["license"] != "GPL-2.0-only" || !strings.Contains(cit["URL"].(string), "src/gen3.c") {
+		t.Errorf("protected_material_code = %v", pm)
+	}
+	ms := ch["copyleft_matches"].([]any)
+	m := ms[0].(map[string]any)
+	if m["path"] != "src/gen3.c" || m["repo"] != "gen" || m["action"] != "block" || m["tokens"].(float64) < float64(thr) {
+		t.Errorf("copyleft_matches[0] = %v", m)
+	}
+	audit, _ := os.ReadFile(e.audit)
+	if !bytes.Contains(audit, []byte(`"action":"block"`)) || bytes.Contains(audit, []byte("write the walker")) || bytes.Contains(audit, []byte("sk-test")) {
+		t.Errorf("audit log: %s", audit)
+	}
+}
+
+func TestStreamTwoChoices(t *testing.T) {
+	e := newEnv(t, "block", "")
+	clean := "Here is an original answer:\n\n```c\nint answer(void)\n{\n\treturn 42;\n}\n```\n"
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: markdownAnswer(excerpt(e.gpl[5], 2, 50))}, upstream.Reply{Content: clean})
+	s := readStream(t, post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 2, "two answers")))
+	if s.finish[0] != "content_filter" || s.finish[1] != "stop" {
+		t.Fatalf("finish reasons %v, want content_filter and stop", s.finish)
+	}
+	if s.content[1] != clean {
+		t.Errorf("the clean choice changed:\n%q\nwant\n%q", s.content[1], clean)
+	}
+	if _, ok := s.choices[1]["content_filter_results"]; ok {
+		t.Errorf("the clean choice carries a citation")
+	}
+	if got := e.longestRun(s.content[0]); got >= e.ix.Params().Threshold() {
+		t.Errorf("choice 0 leaked a run of %d tokens", got)
+	}
+}
+
+// TestCleanStreamIsByteIdentical replays a recorded upstream stream through the
+// proxy: a completion with nothing to block comes out byte for byte, only later.
+// (With n > 1 each choice's events come out as they came, but a choice held back
+// does not hold the others: their interleaving may change.)
+func TestCleanStreamIsByteIdentical(t *testing.T) {
+	e := newEnv(t, "block", "")
+	answer := "Sure:\n\n```go\nfunc add(a, b int) int {\n\treturn a + b // é\n}\n```\n" + strings.Repeat("More prose, unrelated to anything. ", 40)
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: answer})
+	body := chatBody(true, 1, "hi")
+	body["stream_options"] = map[string]any{"include_usage": true}
+	recorded, err := io.ReadAll(post(t, e.upSrv.URL+"/v1/chat/completions", body).Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; i < len(recorded); i += 7 {
+			w.Write(recorded[i:min(i+7, len(recorded))])
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer replay.Close()
+	e.srv.upstream, _ = e.srv.upstream.Parse(replay.URL)
+	resp := post(t, e.px.URL+"/v1/chat/completions", body)
+	got, _ := io.ReadAll(resp.Body)
+	if !bytes.Equal(got, recorded) {
+		t.Errorf("the proxy changed a clean stream:\n got %q\nwant %q", got, recorded)
+	}
+}
+
+func TestAnnotateMode(t *testing.T) {
+	e := newEnv(t, "annotate", "")
+	answer := markdownAnswer(excerpt(e.gpl[1], 3, 40))
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: answer})
+	s := readStream(t, post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "x")))
+	if s.content[0] != answer || s.finish[0] != "stop" {
+		t.Fatalf("annotate mode changed the text or the finish reason %q", s.finish[0])
+	}
+	pm := s.choices[0]["content_filter_results"].(map[string]any)["protected_material_code"].(map[string]any)
+	if pm["filtered"] != false || pm["detected"] != true {
+		t.Errorf("protected_material_code %v", pm)
+	}
+	// No holdback: only the last chunk differs from the upstream's.
+	if n := len(s.chunks); n < 10 {
+		t.Errorf("only %d chunks: text was held back", n)
+	}
+}
+
+func TestNonStreamed(t *testing.T) {
+	e := newEnv(t, "block", "")
+	code := excerpt(e.gpl[2], 4, 50)
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: markdownAnswer(code)}, upstream.Reply{Content: "clean text"})
+	resp := post(t, e.px.URL+"/v1/chat/completions", chatBody(false, 2, "x"))
+	var body struct {
+		Choices []struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+			FinishReason         string         `json:"finish_reason"`
+			ContentFilterResults map[string]any `json:"content_filter_results"`
+			CopyleftMatches      []citation     `json:"copyleft_matches"`
+		} `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	c0, c1 := body.Choices[0], body.Choices[1]
+	if c0.FinishReason != "content_filter" || len(c0.CopyleftMatches) == 0 || c0.CopyleftMatches[0].Path != "src/gen2.c" {
+		t.Errorf("choice 0: %+v", c0)
+	}
+	if got := e.longestRun(c0.Message.Content); got >= e.ix.Params().Threshold() {
+		t.Errorf("choice 0 leaked %d tokens", got)
+	}
+	if c1.FinishReason != "stop" || c1.Message.Content != "clean text" || c1.ContentFilterResults != nil {
+		t.Errorf("choice 1: %+v", c1)
+	}
+}
+
+func TestNonStreamedCleanIsByteIdentical(t *testing.T) {
+	e := newEnv(t, "block", "")
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: "int main(void) { return 0; } <&> \u2028"})
+	want, _ := io.ReadAll(post(t, e.upSrv.URL+"/v1/chat/completions", chatBody(false, 1, "x")).Body)
+	got, _ := io.ReadAll(post(t, e.px.URL+"/v1/chat/completions", chatBody(false, 1, "x")).Body)
+	// The upstream's ids and timestamps differ per request; everything else must not.
+	norm := func(b []byte) string {
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		delete(m, "id")
+		delete(m, "created")
+		out, _ := json.Marshal(m)
+		return string(out)
+	}
+	if norm(got) != norm(want) || len(got) != len(want) {
+		t.Errorf("clean body changed:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestContextAndEcho checks the request's own text: output that completes a run
+// the prompt began is blocked; output that repeats the prompt is not.
+func TestContextAndEcho(t *testing.T) {
+	e := newEnv(t, "block", "")
+	file := e.gpl[4]
+	begun, rest := excerpt(file, 10, 15), excerpt(file, 15, 17)
+	// The continuation alone is shorter than the threshold; with the prompt's end it
+	// makes a run that is not.
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: rest})
+	resp := post(t, e.px.URL+"/v1/completions", map[string]any{"model": "m", "prompt": begun, "stream": true})
+	if s := readStream(t, resp); s.finish[0] != "content_filter" {
+		t.Errorf("a completion that finishes a copyleft run begun in the prompt: finish %q", s.finish[0])
+	}
+	// A model quoting the user's code back is not new copying.
+	quoted := excerpt(file, 5, 40)
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: "You wrote:\n```c\n" + quoted + "```\nIt walks the list."})
+	s := readStream(t, post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "What does this do?\n```c\n"+quoted+"```")))
+	if s.finish[0] != "stop" || !strings.Contains(s.content[0], quoted) {
+		t.Errorf("echoing the prompt was blocked: finish %q", s.finish[0])
+	}
+	// Quoting it and then going on with more of the same file is new copying.
+	more := excerpt(file, 5, 80)
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: "Here it is, completed:\n```c\n" + more + "```\n"})
+	s = readStream(t, post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "Complete this:\n```c\n"+quoted+"```")))
+	if s.finish[0] != "content_filter" {
+		t.Fatalf("continuing past the prompt's code was not blocked")
+	}
+	if !strings.Contains(s.content[0], strings.TrimSpace(quoted)) {
+		t.Errorf("the echoed part did not pass: %q", s.content[0])
+	}
+}
+
+func TestToolCallArguments(t *testing.T) {
+	e := newEnv(t, "block", "")
+	code := excerpt(e.gpl[6], 3, 45)
+	args, _ := json.Marshal(map[string]string{"path": "walk.c", "content": code})
+	e.up.Script = upstream.FixedScript(upstream.Reply{ToolCalls: []upstream.ToolCall{{Name: "write_file", Arguments: string(args)}}})
+	body := chatBody(true, 1, "save it")
+	body["tools"] = []any{map[string]any{"type": "function", "function": map[string]any{"name": "write_file", "parameters": map[string]any{"type": "object"}}}}
+	s := readStream(t, post(t, e.px.URL+"/v1/chat/completions", body))
+	if s.finish[0] != "content_filter" {
+		t.Fatalf("finish %q", s.finish[0])
+	}
+	var j jsonStrings
+	if got := e.longestRun(string(j.feed([]byte(s.args[0][0])))); got >= e.ix.Params().Threshold() {
+		t.Errorf("tool call arguments leaked %d tokens", got)
+	}
+}
+
+func TestPolicyActionsAndAllowlist(t *testing.T) {
+	policy := "actions:\n  LGPL-*: annotate\nallowlist:\n  - repo: acme\n"
+	e := newEnv(t, "block", policy)
+	for _, tt := range []struct {
+		name, code, finish string
+		cited              bool
+	}{
+		{"LGPL is annotated", excerpt(e.lgpl[0], 3, 40), "stop", true},
+		{"allowlisted repo passes silently", excerpt(e.acme[1], 3, 40), "stop", false},
+		{"GPL is blocked", excerpt(e.gpl[0], 3, 40), "content_filter", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e.up.Script = upstream.FixedScript(upstream.Reply{Content: markdownAnswer(tt.code)})
+			s := readStream(t, post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "x")))
+			_, cited := s.choices[0]["copyleft_matches"]
+			if s.finish[0] != tt.finish || cited != tt.cited {
+				t.Errorf("finish %q cited %v; want %q %v", s.finish[0], cited, tt.finish, tt.cited)
+			}
+		})
+	}
+}
+
+func TestPassThroughAndHeaders(t *testing.T) {
+	e := newEnv(t, "block", "")
+	req, _ := http.NewRequest("GET", e.px.URL+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer sk-abc")
+	req.Header.Set("Connection", "keep-alive, X-Hop")
+	req.Header.Set("X-Hop", "secret")
+	req.Header.Set("OpenAI-Organization", "org-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"object":"list"`)) {
+		t.Errorf("/v1/models: %d %s", resp.StatusCode, body)
+	}
+	last := e.up.LastRequest()
+	if last.Header.Get("Authorization") != "Bearer sk-abc" || last.Header.Get("OpenAI-Organization") != "org-1" || last.Header.Get("X-Hop") != "" {
+		t.Errorf("forwarded headers: %v", last.Header)
+	}
+	// A completion request's body reaches the upstream as the client sent it.
+	sent := `{"model":"m","messages":[{"role":"user","content":"hi"}],"unknown_field":{"x":1},"stream":false}`
+	http.Post(e.px.URL+"/v1/chat/completions", "application/json", strings.NewReader(sent))
+	if got := string(e.up.LastRequest().Body); got != sent {
+		t.Errorf("upstream got body %q, want %q", got, sent)
+	}
+	if e.up.LastRequest().Header.Get("Accept-Encoding") != "" {
+		t.Errorf("Accept-Encoding was forwarded for a filtered endpoint")
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	e := newEnv(t, "block", "")
+	for _, body := range []string{`{"model":`, `[1,2]`, `{"messages":"hi"}`, `{"messages":[],"n":0}`, `{"messages":[],"stream":"yes"}`} {
+		resp, err := http.Post(e.px.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb struct {
+			Error apiError `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&eb)
+		if resp.StatusCode != 400 || eb.Error.Type != "invalid_request_error" || eb.Error.Message == "" {
+			t.Errorf("body %s: status %d, error %+v", body, resp.StatusCode, eb.Error)
+		}
+	}
+	if n := e.up.Stats().Requests; n != 0 {
+		t.Errorf("%d bad requests reached the upstream", n)
+	}
+}
+
+func TestClientDisconnectCancelsUpstream(t *testing.T) {
+	e := newEnv(t, "block", "")
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: strings.Repeat("word ", 5000)})
+	req, _ := http.NewRequest("POST", e.px.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`))
+	req.Header.Set("X-Upstream-Wire", "pace:20ms")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	resp.Body.Read(buf)
+	resp.Body.Close()
+	_, ok := e.up.WaitStats(2*time.Second, func(s upstream.Stats) bool { return s.Gone >= 1 && s.Active == 0 })
+	if !ok {
+		t.Errorf("the upstream stream was not canceled: %+v", e.up.Stats())
+	}
+}

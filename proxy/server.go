@@ -1,0 +1,382 @@
+// Package proxy is cleanroom's gateway: a reverse proxy in front of an
+// OpenAI-compatible completion API that fingerprints the model's output as it streams,
+// looks it up in the index, and blocks or annotates copyleft duplicates.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"cleanroom/index"
+)
+
+// Options configure a Server. Every option has a flag and an environment variable
+// (CLEANROOM_ and the flag's name in upper case, dashes as underscores).
+type Options struct {
+	Index    string // index directory (required)
+	Upstream string // base URL of the OpenAI-compatible API (required)
+	Listen   string // default ":8080"
+	// Mode is the action for matches the policy file does not name: "block"
+	// (default) or "annotate".
+	Mode       string
+	PolicyFile string        // YAML: actions by license and an allowlist (see Policy)
+	AuditLog   string        // file to append the audit log to; "-" for stdout (default)
+	MaxBody    int64         // largest request body accepted, bytes; default 16 MiB
+	MaxEvent   int           // largest upstream event, bytes; default 16 MiB
+	Poll       time.Duration // how often to look for a new index manifest; default 5s, 0 never
+	Match      index.MatchOptions
+}
+
+// Flags registers the options as flags, defaulting to the environment.
+func (o *Options) Flags(fs *flag.FlagSet) {
+	str := func(p *string, name, def, usage string) {
+		fs.StringVar(p, name, envOr(name, def), usage+" ($"+envName(name)+")")
+	}
+	str(&o.Index, "index", "", "index `directory`")
+	str(&o.Upstream, "upstream", "", "base `URL` of the OpenAI-compatible API, e.g. http://127.0.0.1:8000")
+	str(&o.Listen, "listen", ":8080", "`address` to listen on")
+	str(&o.Mode, "mode", "block", "action for matches the policy does not name: block or annotate")
+	str(&o.PolicyFile, "policy", "", "policy `file` (YAML): actions by license, allowlist")
+	str(&o.AuditLog, "audit-log", "-", "`file` to append the audit log of matches to (JSON lines); - for stdout")
+	maxBody, _ := strconv.ParseInt(envOr("max-body", "16777216"), 10, 64)
+	fs.Int64Var(&o.MaxBody, "max-body", maxBody, "largest request body, in bytes ($"+envName("max-body")+")")
+	poll, err := time.ParseDuration(envOr("poll", "5s"))
+	if err != nil {
+		poll = 5 * time.Second
+	}
+	fs.DurationVar(&o.Poll, "poll", poll, "how often to look for a rebuilt index; 0 to reload only on SIGHUP ($"+envName("poll")+")")
+}
+
+func envName(flag string) string {
+	return "CLEANROOM_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func envOr(flag, def string) string {
+	if v, ok := os.LookupEnv(envName(flag)); ok {
+		return v
+	}
+	return def
+}
+
+// A Server is the gateway. Its Handler serves the proxied API, /metrics, /healthz
+// and /readyz.
+type Server struct {
+	opts     Options
+	upstream *url.URL
+	policy   *Policy
+	store    *store
+	metrics  *metrics
+	log      *slog.Logger
+	audit    *auditLog
+	rp       *httputil.ReverseProxy
+	mux      *http.ServeMux
+	stop     chan struct{}
+}
+
+type ctxKey struct{}
+
+// New checks the options and loads the index. It fails when the index cannot be
+// loaded: a gateway that promised to filter must not serve unfiltered.
+func New(opts Options, log *slog.Logger) (*Server, error) {
+	if opts.Index == "" || opts.Upstream == "" {
+		return nil, errors.New("both --index and --upstream are required")
+	}
+	u, err := url.Parse(opts.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--upstream %q is not an http(s) URL", opts.Upstream)
+	}
+	def, err := ParseAction(opts.Mode)
+	if err != nil || def == Allow {
+		return nil, fmt.Errorf("--mode %q: want block or annotate", opts.Mode)
+	}
+	policy := NewPolicy(def)
+	if opts.PolicyFile != "" {
+		if policy, err = LoadPolicy(opts.PolicyFile, def); err != nil {
+			return nil, err
+		}
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 16 << 20
+	}
+	if opts.MaxEvent <= 0 {
+		opts.MaxEvent = 16 << 20
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	audit, err := openAudit(opts.AuditLog)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, upstream: u, policy: policy, store: &store{dir: opts.Index}, metrics: newMetrics(),
+		log: log, audit: audit, stop: make(chan struct{})}
+	if err := s.Reload(); err != nil {
+		audit.close()
+		return nil, err
+	}
+	s.rp = &httputil.ReverseProxy{
+		Rewrite:        s.rewrite,
+		ModifyResponse: s.modifyResponse,
+		ErrorHandler:   s.proxyError,
+		FlushInterval:  -1,
+		Transport:      newTransport(),
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s.mux = http.NewServeMux()
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("/", s.serve)
+	if opts.Poll > 0 {
+		go s.poll(opts.Poll)
+	}
+	return s, nil
+}
+
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DisableCompression = true // the proxy strips Accept-Encoding where it must read the body
+	t.MaxIdleConnsPerHost = 256
+	return t
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Close stops reloading and releases the index.
+func (s *Server) Close() {
+	close(s.stop)
+	s.store.close()
+	s.audit.close()
+}
+
+// Reload loads the index again, as SIGHUP does. On failure the proxy keeps serving
+// the index it has.
+func (s *Server) Reload() error {
+	ix, took, err := s.store.load()
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("failure").Inc()
+		s.log.Error("index load failed", "dir", s.opts.Index, "err", err)
+		return err
+	}
+	m := ix.Manifest
+	s.metrics.reloads.WithLabelValues("success").Inc()
+	s.metrics.indexDocs.Set(float64(ix.NumDocs()))
+	s.metrics.indexFPs.Set(float64(ix.NumPostings()))
+	s.metrics.indexShards.Set(float64(len(m.Shards)))
+	s.metrics.indexBytes.Set(float64(m.Totals.Disk))
+	s.metrics.indexLoad.Set(took.Seconds())
+	s.metrics.indexBuilt.Set(float64(m.Created.Unix()))
+	s.metrics.indexLoaded.SetToCurrentTime()
+	s.metrics.ready.Set(1)
+	s.log.Info("index loaded", "dir", s.opts.Index, "build", m.Build, "docs", ix.NumDocs(),
+		"fingerprints", ix.NumPostings(), "shards", len(m.Shards), "took", took.Round(time.Millisecond).String())
+	return nil
+}
+
+// poll reloads the index when its manifest changes (a rebuild finished).
+func (s *Server) poll(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if s.store.changed() {
+				s.Reload()
+			}
+		}
+	}
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if l := s.store.acquire(); l != nil {
+		s.store.release(l)
+		io.WriteString(w, "ready\n")
+		return
+	}
+	writeError(w, http.StatusServiceUnavailable, "server_error", "index_unavailable", "no index is loaded")
+}
+
+// endpointOf returns which filtered endpoint a request is for, or "".
+func endpointOf(r *http.Request) string {
+	if r.Method != http.MethodPost {
+		return ""
+	}
+	switch p := strings.TrimSuffix(r.URL.Path, "/"); {
+	case strings.HasSuffix(p, "/chat/completions"):
+		return endpointChat
+	case strings.HasSuffix(p, "/completions"):
+		return endpointCompletions
+	}
+	return ""
+}
+
+// serve handles every proxied request: completions are filtered, the rest passes.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	endpoint := endpointOf(r)
+	if endpoint == "" {
+		s.rp.ServeHTTP(w, r)
+		return
+	}
+	rid := r.Header.Get("X-Request-Id")
+	if rid == "" || len(rid) > 128 {
+		var b [12]byte
+		rand.Read(b[:])
+		rid = hex.EncodeToString(b[:])
+	}
+	w.Header().Set("X-Request-Id", rid)
+	l := s.store.acquire()
+	if l == nil {
+		s.metrics.requests.WithLabelValues(endpoint, "unknown", "unavailable").Inc()
+		writeError(w, http.StatusServiceUnavailable, "server_error", "index_unavailable",
+			"cleanroom has no index loaded, so it cannot check completions; try again later")
+		return
+	}
+	defer s.store.release(l)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			s.metrics.requests.WithLabelValues(endpoint, "unknown", "bad_request").Inc()
+			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+				fmt.Sprintf("the request body is larger than %d bytes", s.opts.MaxBody))
+			return
+		}
+		s.metrics.requests.WithLabelValues(endpoint, "unknown", "canceled").Inc()
+		return // the client went away while sending
+	}
+	req, err := parseRequest(endpoint, body)
+	if err != nil {
+		s.metrics.requests.WithLabelValues(endpoint, "unknown", "bad_request").Inc()
+		var br *badRequest
+		errors.As(err, &br)
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", err.Error())
+		return
+	}
+	f := newFilter(s, l.ix, req, rid)
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, f))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	s.rp.ServeHTTP(w, r)
+}
+
+func (s *Server) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(s.upstream)
+	pr.SetXForwarded()
+	if pr.In.Context().Value(ctxKey{}) != nil {
+		// The proxy must read what it filters: no compressed bodies.
+		pr.Out.Header.Del("Accept-Encoding")
+	}
+}
+
+// modifyResponse puts the filter between a completion response and the client.
+func (s *Server) modifyResponse(resp *http.Response) error {
+	f, _ := resp.Request.Context().Value(ctxKey{}).(*filter)
+	if f == nil {
+		return nil
+	}
+	stream := strconv.FormatBool(f.req.stream)
+	if resp.StatusCode != http.StatusOK {
+		s.metrics.upstreamErrors.WithLabelValues("status").Inc()
+		s.metrics.requests.WithLabelValues(f.req.endpoint, stream, "upstream_error").Inc()
+		return nil // passed on as the upstream sent it
+	}
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+		return fmt.Errorf("the upstream sent a %s-encoded completion although asked for none", enc)
+	}
+	ct := resp.Header.Get("Content-Type")
+	if strings.HasPrefix(ct, "text/event-stream") {
+		resp.Body = newStreamFilter(f, resp.Body, s.opts.MaxEvent, func(sf *streamFilter, err error) {
+			s.done(f, stream, err)
+		})
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(s.opts.MaxEvent)+1))
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if len(body) > s.opts.MaxEvent {
+		return fmt.Errorf("the upstream's response is larger than %d bytes", s.opts.MaxEvent)
+	}
+	out, err := f.filterBody(body)
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	s.done(f, stream, nil)
+	return nil
+}
+
+// proxyError answers when the upstream cannot be reached or its response cannot be
+// filtered.
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
+		if f, _ := r.Context().Value(ctxKey{}).(*filter); f != nil {
+			s.metrics.requests.WithLabelValues(f.req.endpoint, strconv.FormatBool(f.req.stream), "canceled").Inc()
+		}
+		return // the client went away
+	}
+	s.metrics.upstreamErrors.WithLabelValues("connect").Inc()
+	if f, _ := r.Context().Value(ctxKey{}).(*filter); f != nil {
+		s.metrics.requests.WithLabelValues(f.req.endpoint, strconv.FormatBool(f.req.stream), "upstream_error").Inc()
+	}
+	s.log.Warn("upstream request failed", "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusBadGateway, "upstream_error", "upstream_unavailable", "the upstream API failed: "+err.Error())
+}
+
+// done records a finished response: metrics, audit log, log line.
+func (s *Server) done(f *filter, stream string, err error) {
+	outcome := "clean"
+	for _, c := range f.choices {
+		if c.cited == nil {
+			c.cited = f.citations(c)
+		}
+		for _, ct := range c.cited {
+			s.metrics.matches.WithLabelValues(licenseLabel(ct.License), ct.Action).Inc()
+			s.audit.write(auditRecord{Time: time.Now().UTC(), RequestID: f.rid, Model: f.req.model, Endpoint: f.req.endpoint,
+				Choice: c.index, Action: ct.Action, License: ct.License, Repo: ct.Repo, Path: ct.Path,
+				StartLine: ct.StartLine, EndLine: ct.EndLine, Tokens: ct.Tokens, URL: ct.URL})
+			if ct.action == Annotate && outcome == "clean" {
+				outcome = "annotated"
+			}
+		}
+		if c.blocked != nil {
+			outcome = "blocked"
+		}
+	}
+	switch {
+	case errors.Is(err, errClientGone):
+		outcome = "canceled"
+	case err != nil:
+		s.metrics.upstreamErrors.WithLabelValues("stream").Inc()
+		outcome = "upstream_error"
+	}
+	s.metrics.requests.WithLabelValues(f.req.endpoint, stream, outcome).Inc()
+	s.metrics.tokens.Add(float64(f.tokens))
+	s.metrics.scan.Observe(f.scan.Seconds())
+	s.log.Info("completion", "request_id", f.rid, "endpoint", f.req.endpoint, "stream", f.req.stream, "n", f.req.n,
+		"model", f.req.model, "outcome", outcome, "tokens", f.tokens, "scan_ms", float64(f.scan.Microseconds())/1000)
+}
