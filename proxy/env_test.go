@@ -24,14 +24,14 @@ import (
 // generated code: gpl[i] are GPL-2.0-only files of repo "gen", lgpl[i] LGPL-2.1
 // files of repo "lesser", acme[i] GPL files of the allowlisted repo "acme".
 type env struct {
-	dir              string
-	gpl, lgpl, acme  []string
-	up               *upstream.Server
-	upSrv            *httptest.Server
-	srv              *Server
-	px               *httptest.Server
-	ix               *index.Index // a second handle, for checking what clients got
-	audit            string
+	dir             string
+	gpl, lgpl, acme []string
+	up              *upstream.Server
+	upSrv           *httptest.Server
+	srv             *Server
+	px              *httptest.Server
+	ix              *index.Index // a second handle, for checking what clients got
+	audit           string
 }
 
 func buildTestIndex(t testing.TB, dir string, seed uint64) (gpl, lgpl, acme []string) {

@@ -21,7 +21,7 @@ type streamFilter struct {
 	out      bytes.Buffer
 	queue    []*event
 	template map[string]any // the latest chunk, for the fields of chunks the proxy writes
-	doneSent bool // a [DONE] has gone to the client
+	doneSent bool           // a [DONE] has gone to the client
 	ended    bool
 	closed   bool
 	onEnd    func(f *streamFilter, err error) // called once, when the stream ends
