@@ -6,8 +6,9 @@ GO ?= go
 OUT ?= out
 BIN := bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages: the copyleft corpora the tests and the demo read at run time.
-TEST_PKGS := emacs-el linux-source-6.1 xz-utils
+# Debian packages: the copyleft corpora the tests and the demo read at run time, and
+# prometheus (promtool and the server), which proxy/promtest runs.
+TEST_PKGS := emacs-el linux-source-6.1 xz-utils prometheus
 DEMO_PKGS := $(TEST_PKGS) glibc-source
 
 .PHONY: all build test deps demo-deps demo bench vet clean
@@ -25,6 +26,12 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	$(GO) mod download
+	@# The openai npm package, for proxy/sdk's Node tests: again when the lockfile changes.
+	@if ! command -v npm >/dev/null; then echo "npm is missing: proxy/sdk's Node tests will skip"; \
+	elif [ proxy/sdk/node/package-lock.json -nt proxy/sdk/node/node_modules/.package-lock.json ]; then \
+		echo "npm ci in proxy/sdk/node"; \
+		npm ci --prefix proxy/sdk/node --no-audit --no-fund --loglevel=error >/dev/null; \
+	fi
 
 demo-deps:
 	@$(MAKE) --no-print-directory deps TEST_PKGS="$(DEMO_PKGS)"
@@ -45,7 +52,11 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # demo builds an index of the Linux kernel, GNU Emacs' Lisp and glibc from the Debian
-# packages, then scans excerpts of them (found) and Go's own source (not found).
+# packages, scans excerpts of them (found) and Go's own source (not found), then puts
+# the proxy in front of the test upstream playing a model that regurgitates a kernel
+# function, and shows one blocked and one clean completion with curl.
+DEMO_UP := 127.0.0.1:18081
+DEMO_PX := 127.0.0.1:18080
 demo: demo-deps build
 	$(BIN)/indexer build --out $(OUT)/index \
 		/usr/src/linux-source-6.1.tar.xz \
@@ -53,16 +64,32 @@ demo: demo-deps build
 		$$(ls /usr/src/glibc/glibc-*.tar.xz | head -1)
 	$(BIN)/indexer stats $(OUT)/index
 	@mkdir -p $(OUT)/demo
-	@# 40 lines of the scheduler, re-indented with spaces and without comments.
+	@echo; echo "== 40 lines of the kernel's scheduler, re-indented, comments stripped:"
 	tar -xJOf /usr/src/linux-source-6.1.tar.xz linux-source-6.1/kernel/sched/core.c \
 		| sed -n '2200,2239p' | sed -E 's#/\*.*\*/##; s#//.*##; s/^\t+/    /' > $(OUT)/demo/sched-excerpt.c
 	-$(BIN)/indexer scan --index $(OUT)/index $(OUT)/demo/sched-excerpt.c
-	@# A markdown answer quoting 30 lines of Emacs' simple.el.
+	@echo; echo "== A markdown answer quoting 30 lines of Emacs' simple.el:"
 	@{ echo "Here is how Emacs does it:"; echo; echo '```elisp'; \
 		zcat /usr/share/emacs/28.2/lisp/simple.el.gz | sed -n '1000,1029p'; echo '```'; } > $(OUT)/demo/answer.md
 	-$(BIN)/indexer scan --index $(OUT)/index $(OUT)/demo/answer.md
-	@# Permissive code is not in the index: Go's own net/http server.
+	@echo; echo "== Permissive code is not in the index: Go's own net/http server:"
 	$(BIN)/indexer scan --index $(OUT)/index $$($(GO) env GOROOT)/src/net/http/server.go && echo "server.go: no copyleft match"
+	@echo; echo "== The proxy, in front of a model that regurgitates migrate_disable() from kernel/sched/core.c"
+	tar -xJOf /usr/src/linux-source-6.1.tar.xz linux-source-6.1/kernel/sched/core.c | sed -n '2213,2260p' > $(OUT)/demo/regurgitated.c
+	@set -e; \
+	$(BIN)/upstream --listen $(DEMO_UP) --quiet --markdown --replay $(OUT)/demo/regurgitated.c & up=$$!; \
+	$(BIN)/proxy --index $(OUT)/index --upstream http://$(DEMO_UP) --listen $(DEMO_PX) \
+		--audit-log $(OUT)/demo/audit.jsonl 2> $(OUT)/demo/proxy.log & px=$$!; \
+	trap 'kill $$up $$px 2>/dev/null' EXIT; \
+	for i in $$(seq 100); do curl -sf http://$(DEMO_PX)/readyz >/dev/null && break; sleep 0.2; done; \
+	echo; echo "-- A streamed completion the model copied: the last chunks the client gets"; \
+	curl -sN http://$(DEMO_PX)/v1/chat/completions -H 'Authorization: Bearer sk-demo' -H 'Content-Type: application/json' \
+		-d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"How do I disable migration?"}]}' | tail -n 6; \
+	echo; echo "-- An original completion passes unchanged:"; \
+	curl -s http://$(DEMO_PX)/v1/chat/completions -H 'Content-Type: application/json' \
+		-d '{"model":"demo","messages":[{"role":"user","content":"#upstream: {\"content\":\"Use migrate_disable() around the section.\"}"}]}'; \
+	echo; echo "-- The audit log:"; cat $(OUT)/demo/audit.jsonl; \
+	echo; echo "-- Metrics:"; curl -s http://$(DEMO_PX)/metrics | grep -E '^cleanroom_(requests|matches)_total'
 
 clean:
 	rm -rf $(BIN) $(OUT)

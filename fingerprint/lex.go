@@ -37,15 +37,12 @@ func (k Kind) String() string {
 
 // A Token is one lexical token of a text.
 type Token struct {
-	Hash uint64 // xxhash64 of the token's text (a string literal: of its contents, salted)
+	Hash uint64 // xxhash64 of the token's text
 	Off  int    // byte offset of the token's first byte in the text
 	End  int    // byte offset just past its last byte
 	Line int32  // 1-based line of its first byte
 	Kind Kind
 }
-
-// stringSalt separates a string literal's hash from an identifier with the same text.
-const stringSalt = 0x9e3779b97f4a7c15
 
 // maxInline is how much of a token the lexer keeps as text; longer tokens (string
 // literals, mostly) are hashed as they stream and cannot be keywords.
@@ -97,9 +94,9 @@ type lexer struct {
 	triple bool
 	multi  bool
 	raw    bool
-	esc    bool // the previous byte was an escaping backslash
-	space  bool // the previous byte of the contents was whitespace
-	depth  int  // block comment nesting depth
+	esc    bool    // the previous byte was an escaping backslash
+	after  lexMode // the mode to return to after a token: mString inside a literal
+	depth  int     // block comment nesting depth
 }
 
 var classTables [numLangs][256]uint8
@@ -355,15 +352,25 @@ func (lx *lexer) openString(buf []byte, atEOF bool) int {
 			triple, n = true, 3
 		}
 	}
-	lx.begin(String)
-	lx.mode = mString
-	lx.space = false
 	lx.quote = q
 	lx.triple = triple
 	lx.multi = triple || strings.IndexByte(r.multiline, q) >= 0
 	lx.raw = strings.IndexByte(r.rawQuotes, q) >= 0
 	lx.esc = false
+	lx.after = mString
+	lx.emitQuote(n)
 	return n
+}
+
+// quoteHash is the hash of every string delimiter: "abc", 'abc' and """abc""" are
+// the same string to a model that reformats code (as Black turns ' into ").
+var quoteHash = xxhash.Sum64String(`"`)
+
+// emitQuote emits the n bytes at the next offset as a string delimiter.
+func (lx *lexer) emitQuote(n int) {
+	lx.begin(Punct)
+	lx.emit(n)
+	(*lx.out)[len(*lx.out)-1].Hash = quoteHash
 }
 
 // rustQuote decides whether a quote in Rust opens a char literal ('a', '\n', '\u{1F600}')
@@ -418,8 +425,14 @@ func utf8Len(b byte) int {
 	return 4
 }
 
+// scanString scans the contents of a string literal. They are tokenized as code is,
+// words and punctuation, only with no comments and no nested literals, and with
+// escapes skipped. So a passage that begins inside a multi-line literal (half a
+// docstring) tokenizes the same whether or not the lexer knows it is inside one: the
+// quotes are tokens either way.
 func (lx *lexer) scanString(buf []byte, atEOF bool) int {
 	q := lx.quote
+	cl := lx.class
 	for i := 0; i < len(buf); i++ {
 		c := buf[i]
 		if lx.esc {
@@ -430,31 +443,49 @@ func (lx *lexer) scanString(buf []byte, atEOF bool) int {
 		case c == '\\' && !lx.raw:
 			lx.esc = true
 		case c == q:
+			n := 1
 			if lx.triple {
 				qqq := triples[q]
 				if need(buf[i:], qqq, atEOF) {
-					lx.hashString(buf[:i])
 					return i
 				}
-				if len(buf)-i < 3 || string(buf[i:i+3]) != qqq {
-					continue
+				if !hasPrefix(buf[i:], qqq) {
+					continue // a quote inside a triple-quoted literal
 				}
-				lx.hashString(buf[:i])
-				lx.emit(i + 3)
-				return i + 3
+				n = 3
 			}
-			lx.hashString(buf[:i])
-			lx.emit(i + 1)
-			return i + 1
+			if i > 0 {
+				return i
+			}
+			lx.after = mNormal
+			lx.emitQuote(n)
+			return n
 		case c == '\n' && !lx.multi:
 			// An unterminated literal ends at the line's end, so that a stray quote
 			// cannot swallow the rest of the text.
-			lx.hashString(buf[:i])
-			lx.emit(i)
+			lx.after = mNormal
+			lx.mode = mNormal
 			return i
+		case cl[c]&cWhite != 0:
+		default:
+			if i > 0 {
+				return i // the token starts at the next call, at its own offset
+			}
+			switch {
+			case cl[c]&cDigit != 0:
+				lx.begin(String)
+				lx.mode = mNumber
+				return lx.scanWord(buf, atEOF)
+			case cl[c]&cStart != 0:
+				lx.begin(String)
+				lx.mode = mIdent
+				return lx.scanWord(buf, atEOF)
+			}
+			lx.begin(String)
+			lx.emitBytes(buf[:1], 1)
+			return 1
 		}
 	}
-	lx.hashString(buf)
 	return len(buf)
 }
 
@@ -505,29 +536,6 @@ func (lx *lexer) begin(k Kind) {
 	lx.digUsed = false
 }
 
-// hashString adds bytes of a string literal's contents to the token in progress,
-// with every run of whitespace as one space: a docstring re-indented or re-wrapped
-// by a model hashes as the original does.
-func (lx *lexer) hashString(b []byte) {
-	start := 0
-	for i, c := range b {
-		white := c == ' ' || c == '\t' || c == '\n' || c == '\r'
-		switch {
-		case white && lx.space:
-			lx.hashPart(b[start:i]) // drop c
-			start = i + 1
-		case white && c != ' ':
-			lx.hashPart(b[start:i])
-			lx.hashPart(space)
-			start = i + 1
-		}
-		lx.space = white
-	}
-	lx.hashPart(b[start:])
-}
-
-var space = []byte{' '}
-
 // hashPart adds bytes to the token in progress.
 func (lx *lexer) hashPart(b []byte) {
 	if lx.digUsed {
@@ -563,11 +571,8 @@ func (lx *lexer) emit(n int) {
 			t.Kind = Keyword
 		}
 	}
-	if t.Kind == String {
-		t.Hash ^= stringSalt
-	}
 	*lx.out = append(*lx.out, t)
-	lx.mode = mNormal
+	lx.mode = lx.after
 	lx.text = lx.text[:0]
 	lx.digUsed = false
 }
@@ -575,7 +580,7 @@ func (lx *lexer) emit(n int) {
 // pending returns the offset of the first byte whose token is not yet decided.
 func (lx *lexer) pending() int {
 	switch lx.mode {
-	case mIdent, mNumber, mString:
+	case mIdent, mNumber:
 		return lx.tok.Off
 	}
 	return lx.off
@@ -592,8 +597,8 @@ func (lx *lexer) finish() {
 		}
 	}
 	switch lx.mode {
-	case mIdent, mNumber, mString:
+	case mIdent, mNumber:
 		lx.emit(0)
 	}
-	lx.mode = mNormal
+	lx.mode, lx.after = mNormal, mNormal
 }

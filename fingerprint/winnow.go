@@ -8,7 +8,7 @@ import (
 // TokenizerVersion changes whenever a change to the tokenizer or the hashing changes
 // the fingerprints of some text. An index records it; a reader with another version
 // refuses the index instead of silently matching nothing.
-const TokenizerVersion = 1
+const TokenizerVersion = 2
 
 // Params are the fingerprinting parameters. Any run of at least Threshold() = W+K-1
 // tokens that two texts share is guaranteed to give them a fingerprint in common.

@@ -63,7 +63,7 @@ func buildTestIndex(t testing.TB, dir string, seed uint64) (gpl, lgpl, acme []st
 	return
 }
 
-func newEnv(t *testing.T, mode, policy string) *env {
+func newEnv(t *testing.T, mode, policy string, tweak ...func(*Options)) *env {
 	t.Helper()
 	e := &env{dir: t.TempDir()}
 	ixDir := filepath.Join(e.dir, "ix")
@@ -77,6 +77,9 @@ func newEnv(t *testing.T, mode, policy string) *env {
 	if policy != "" {
 		opts.PolicyFile = filepath.Join(e.dir, "policy.yaml")
 		os.WriteFile(opts.PolicyFile, []byte(policy), 0o644)
+	}
+	for _, f := range tweak {
+		f(&opts)
 	}
 	s, err := New(opts, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -19,7 +19,21 @@ type filter struct {
 	hold    bool // some match may be blocked: hold text back until it is checked
 	choices map[int]*choice
 	scan    time.Duration // time spent fingerprinting and looking up
-	tokens  int           // tokens scanned
+	// upstreamErr is the kind of upstream failure the response showed, if any: an
+	// error object in place of a completion ("status"), or a stream that broke off
+	// ("stream").
+	upstreamErr string
+}
+
+// tokens returns how many tokens of output the filter has scanned.
+func (f *filter) tokens() int {
+	n := 0
+	for _, c := range f.choices {
+		for _, t := range c.texts {
+			n += len(t.det.fp.Tokens) - max(0, t.det.ctxToks)
+		}
+	}
+	return n
 }
 
 // A choice is one of the n answers of a response.
@@ -109,7 +123,6 @@ func (f *filter) finish(c *choice) {
 	begin := time.Now()
 	for _, t := range c.texts {
 		t.det.close()
-		f.tokens += len(t.det.fp.Tokens) - max(0, t.det.ctxToks)
 	}
 	f.scan += time.Since(begin)
 }

@@ -5,6 +5,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
+// outcomes of a completion request, the values of the requests counter's label.
+var outcomes = []string{"clean", "annotated", "blocked", "bad_request", "upstream_error", "unavailable", "canceled"}
+
 // metrics are the proxy's Prometheus metrics, on a registry of their own.
 type metrics struct {
 	reg *prometheus.Registry
@@ -32,7 +35,7 @@ func newMetrics() *metrics {
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cleanroom_requests_total",
-		Help: "Completion requests by endpoint (chat, completions, other), streaming or not, and outcome (clean, annotated, blocked, bad_request, upstream_error, unavailable, canceled).",
+		Help: "Completion requests by endpoint (chat, completions), stream (true, false, or unknown when the request was not read) and outcome (clean, annotated, blocked, bad_request, upstream_error, unavailable, canceled).",
 	}, []string{"endpoint", "stream", "outcome"})
 	f(m.requests)
 	m.matches = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -59,7 +62,7 @@ func newMetrics() *metrics {
 	f(m.holdback)
 	m.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cleanroom_upstream_errors_total",
-		Help: "Upstream failures by kind: connect (no response), status (4xx or 5xx passed on), stream (the stream broke).",
+		Help: "Upstream failures by kind: connect (no response), status (an error status passed on, or an error object in place of a completion), stream (a response that broke off or was not a completion).",
 	}, []string{"kind"})
 	f(m.upstreamErrors)
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -80,7 +83,15 @@ func newMetrics() *metrics {
 	m.indexBuilt = gauge("cleanroom_index_build_timestamp_seconds", "When the index being served was built, in Unix seconds.")
 	m.indexLoaded = gauge("cleanroom_index_load_timestamp_seconds", "When the index being served was loaded, in Unix seconds.")
 	m.ready = gauge("cleanroom_ready", "1 when an index is loaded and the proxy serves completions, else 0.")
-	// Counters a dashboard divides by must exist before the first event.
+	// Counters a dashboard divides by, or an alert takes the increase of, must exist
+	// before their first event.
+	for _, ep := range []string{endpointChat, endpointCompletions} {
+		for _, st := range []string{"true", "false", "unknown"} {
+			for _, o := range outcomes {
+				m.requests.WithLabelValues(ep, st, o)
+			}
+		}
+	}
 	for _, kind := range []string{"connect", "status", "stream"} {
 		m.upstreamErrors.WithLabelValues(kind)
 	}

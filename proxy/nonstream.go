@@ -15,6 +15,9 @@ func (f *filter) filterBody(body []byte) ([]byte, error) {
 	if err := dec.Decode(&obj); err != nil {
 		return body, nil // not JSON: nothing the proxy can read, nothing a client can either
 	}
+	if _, ok := obj["error"]; ok {
+		f.upstreamErr = "status" // an error in place of a completion
+	}
 	chs, _ := obj["choices"].([]any)
 	changed := false
 	for _, x := range chs {

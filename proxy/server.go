@@ -101,6 +101,9 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--upstream %q is not an http(s) URL", opts.Upstream)
 	}
+	if opts.Mode == "" {
+		opts.Mode = "block"
+	}
 	def, err := ParseAction(opts.Mode)
 	if err != nil || def == Allow {
 		return nil, fmt.Errorf("--mode %q: want block or annotate", opts.Mode)
@@ -287,8 +290,19 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
+// errBadResponse marks errors about a response that came: the upstream was
+// reached, its answer could not be used.
+var errBadResponse = errors.New("bad upstream response")
+
 // modifyResponse puts the filter between a completion response and the client.
 func (s *Server) modifyResponse(resp *http.Response) error {
+	if err := s.filterResponse(resp); err != nil {
+		return fmt.Errorf("%w: %w", errBadResponse, err)
+	}
+	return nil
+}
+
+func (s *Server) filterResponse(resp *http.Response) error {
 	f, _ := resp.Request.Context().Value(ctxKey{}).(*filter)
 	if f == nil {
 		return nil
@@ -323,6 +337,9 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	if err != nil {
 		return err
 	}
+	if f.upstreamErr == "" && !bytes.HasPrefix(bytes.TrimSpace(out), []byte("{")) {
+		f.upstreamErr = "stream" // not a completion at all
+	}
 	resp.Body = io.NopCloser(bytes.NewReader(out))
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
@@ -339,7 +356,11 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		return // the client went away
 	}
-	s.metrics.upstreamErrors.WithLabelValues("connect").Inc()
+	kind := "connect"
+	if errors.Is(err, errBadResponse) {
+		kind = "stream"
+	}
+	s.metrics.upstreamErrors.WithLabelValues(kind).Inc()
 	if f, _ := r.Context().Value(ctxKey{}).(*filter); f != nil {
 		s.metrics.requests.WithLabelValues(f.req.endpoint, strconv.FormatBool(f.req.stream), "upstream_error").Inc()
 	}
@@ -373,10 +394,14 @@ func (s *Server) done(f *filter, stream string, err error) {
 	case err != nil:
 		s.metrics.upstreamErrors.WithLabelValues("stream").Inc()
 		outcome = "upstream_error"
+	case f.upstreamErr != "":
+		s.metrics.upstreamErrors.WithLabelValues(f.upstreamErr).Inc()
+		outcome = "upstream_error"
 	}
 	s.metrics.requests.WithLabelValues(f.req.endpoint, stream, outcome).Inc()
-	s.metrics.tokens.Add(float64(f.tokens))
+	tokens := f.tokens()
+	s.metrics.tokens.Add(float64(tokens))
 	s.metrics.scan.Observe(f.scan.Seconds())
 	s.log.Info("completion", "request_id", f.rid, "endpoint", f.req.endpoint, "stream", f.req.stream, "n", f.req.n,
-		"model", f.req.model, "outcome", outcome, "tokens", f.tokens, "scan_ms", float64(f.scan.Microseconds())/1000)
+		"model", f.req.model, "outcome", outcome, "tokens", tokens, "scan_ms", float64(f.scan.Microseconds())/1000)
 }

@@ -114,6 +114,9 @@ func (s *streamFilter) handle(ev sseEvent) error {
 		}
 		if !ok || len(chs) == 0 {
 			e.barrier = true // an error, a usage chunk, something else
+			if _, isErr := obj["error"]; isErr || obj == nil {
+				s.upstreamErr = "stream" // an error event, or not a chunk at all
+			}
 			break
 		}
 		e.obj = obj
@@ -403,9 +406,18 @@ func (s *streamFilter) upstreamEnded(err error) {
 	if s.ended {
 		return
 	}
-	if err == io.EOF {
+	if err == io.EOF && s.doneSent {
 		s.end(nil)
 		return
+	}
+	if err == io.EOF && s.upstreamErr != "" {
+		s.end(nil) // the upstream's own error event told the client; done() counts it
+		return
+	}
+	if err == io.EOF {
+		// A stream must end with [DONE]; one that does not broke off, and a client
+		// must not take what it got for a whole answer.
+		err = errors.New("the stream ended without [DONE]")
 	}
 	s.fail(err)
 }
