@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -112,9 +113,70 @@ func TestAnnotateMode(t *testing.T) {
 	if pm["filtered"] != false || pm["detected"] != true {
 		t.Errorf("protected_material_code %v", pm)
 	}
-	// No holdback: only the last chunk differs from the upstream's.
-	if n := len(s.chunks); n < 10 {
-		t.Errorf("only %d chunks: text was held back", n)
+	// No holdback: the first words reach the client while the model is still
+	// writing (see TestHoldback).
+	if !firstWordsBeforeEnd(t, e) {
+		t.Errorf("annotate mode held the first words back")
+	}
+}
+
+// firstWordsBeforeEnd reports whether the first content of a stream reaches the
+// client before the upstream writes the rest: an upstream that sends its first
+// words and then waits.
+func firstWordsBeforeEnd(t *testing.T, e *env) bool {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := func(delta, finish string) {
+			fmt.Fprintf(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":%s,"finish_reason":%s}]}`+"\n\n", delta, finish)
+			w.(http.Flusher).Flush()
+		}
+		chunk(`{"role":"assistant","content":""}`, "null")
+		chunk(`{"content":"Sure! Here it is."}`, "null")
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		chunk(`{}`, `"stop"`)
+		io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	defer up.Close()
+	defer close(release)
+	old := e.srv.upstream
+	e.srv.upstream, _ = old.Parse(up.URL)
+	defer func() { e.srv.upstream = old }()
+	resp := post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "x"))
+	defer resp.Body.Close()
+	got := make(chan bool, 1)
+	go func() {
+		var seen []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			seen = append(seen, buf[:n]...)
+			if bytes.Contains(seen, []byte("Sure!")) {
+				got <- true
+				return
+			}
+			if err != nil {
+				got <- false
+				return
+			}
+		}
+	}()
+	select {
+	case ok := <-got:
+		return ok
+	case <-time.After(2 * time.Second):
+		return false
+	}
+}
+
+// TestHoldback: in block mode the first words wait until enough text follows them
+// to know they begin no copied run; in annotate mode they do not wait.
+func TestHoldback(t *testing.T) {
+	if firstWordsBeforeEnd(t, newEnv(t, "block", "")) {
+		t.Errorf("block mode let text out before checking it")
 	}
 }
 

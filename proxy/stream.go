@@ -175,9 +175,10 @@ func (s *streamFilter) finishAll() {
 	}
 }
 
-// ready reports whether p may go to the client.
+// ready reports whether p may go to the client: at once when nothing can be
+// blocked, else once it is checked.
 func (s *streamFilter) ready(p part) bool {
-	if p.c.blocked != nil || p.kind == partPresence {
+	if !s.hold || p.c.blocked != nil || p.kind == partPresence {
 		return true
 	}
 	if p.kind == partFinish {
