@@ -48,10 +48,14 @@ type choice struct {
 	final    bool          // its last chunk has gone out
 }
 
-// blocked says where a blocked choice is cut: in text t, at byte cut of it.
+// blocked says where a blocked choice is cut: in text t, at byte cut of it. limits
+// gives, for each of its texts, how many bytes the client may still get: texts
+// before t in full (if clean), t up to the cut (none of it for a tool call: a call
+// cut short is one no client should run), texts after t not at all.
 type blocked struct {
-	t   *text
-	cut int
+	t      *text
+	cut    int
+	limits map[*text]int
 }
 
 // A text is one stream of a choice: the content, or one tool call's arguments (a
@@ -155,34 +159,60 @@ type judged struct {
 }
 
 // decide looks for a match in c that the policy blocks and, finding one, cuts c
-// before the first new token of the earliest one. A stretch the index holds under
-// several licenses gets the least strict action among them: the user may take the
-// code under any of them (or it is the company's own, allowlisted).
+// before it.
 func (f *filter) decide(c *choice) {
 	if c.blocked != nil || !f.hold {
 		return
 	}
-	for _, t := range c.texts {
-		hits := t.det.hits()
-		var js []judged
-		for _, h := range hits {
-			d := f.ix.Doc(h.run.Doc)
-			js = append(js, judged{h, &d, f.s.policy.Action(d.Repo.Name, d.Path, d.License)})
+	for i, t := range c.texts {
+		cut, ok := f.blockCut(t)
+		if !ok {
+			continue
 		}
-		best := -1
-		for i, j := range js {
-			if j.action != Block || covered(j, js) {
-				continue
-			}
-			if best < 0 || j.hit.cut < js[best].hit.cut {
-				best = i
+		b := &blocked{t: t, cut: cut, limits: map[*text]int{}}
+		if t.args == nil {
+			b.limits[t] = cut
+		}
+		// The texts before t are complete (a model writes its content, then its
+		// tool calls one after another): check them to their end.
+		for _, u := range c.texts[:i] {
+			u.det.close()
+			b.limits[u] = u.n
+			if cut, ok := f.blockCut(u); ok {
+				b.limits[u] = cut
+				if u.args != nil {
+					b.limits[u] = 0
+				}
 			}
 		}
-		if best >= 0 {
-			c.blocked = &blocked{t: t, cut: t.rawOffset(js[best].hit.cut)}
-			return
+		c.blocked = b
+		return
+	}
+}
+
+// blockCut returns where t must be cut: before the first new token of the earliest
+// match that the policy blocks. A stretch the index holds under several licenses
+// gets the least strict action among them: the user may take the code under any of
+// them (or it is the company's own, allowlisted).
+func (f *filter) blockCut(t *text) (int, bool) {
+	var js []judged
+	for _, h := range t.det.hits() {
+		d := f.ix.Doc(h.run.Doc)
+		js = append(js, judged{h, &d, f.s.policy.Action(d.Repo.Name, d.Path, d.License)})
+	}
+	best := -1
+	for i, j := range js {
+		if j.action != Block || covered(j, js) {
+			continue
+		}
+		if best < 0 || j.hit.cut < js[best].hit.cut {
+			best = i
 		}
 	}
+	if best < 0 {
+		return 0, false
+	}
+	return t.rawOffset(js[best].hit.cut), true
 }
 
 // covered reports whether a run that a laxer action allows covers j's new output.

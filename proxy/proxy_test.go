@@ -264,17 +264,48 @@ func TestContextAndEcho(t *testing.T) {
 func TestToolCallArguments(t *testing.T) {
 	e := newEnv(t, "block", "")
 	code := excerpt(e.gpl[6], 3, 45)
-	args, _ := json.Marshal(map[string]string{"path": "walk.c", "content": code})
-	e.up.Script = upstream.FixedScript(upstream.Reply{ToolCalls: []upstream.ToolCall{{Name: "write_file", Arguments: string(args)}}})
+	copied, _ := json.Marshal(map[string]string{"path": "walk.c", "content": code})
+	original, _ := json.Marshal(map[string]string{"path": "notes.txt", "content": "An original note, written for this answer."})
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: "I'll write the files.", ToolCalls: []upstream.ToolCall{
+		{Name: "write_file", Arguments: string(original)},
+		{Name: "write_file", Arguments: string(copied)},
+	}})
 	body := chatBody(true, 1, "save it")
 	body["tools"] = []any{map[string]any{"type": "function", "function": map[string]any{"name": "write_file", "parameters": map[string]any{"type": "object"}}}}
-	s := readStream(t, post(t, e.px.URL+"/v1/chat/completions", body))
-	if s.finish[0] != "content_filter" {
-		t.Fatalf("finish %q", s.finish[0])
-	}
-	var j jsonStrings
-	if got := e.longestRun(string(j.feed([]byte(s.args[0][0])))); got >= e.ix.Params().Threshold() {
-		t.Errorf("tool call arguments leaked %d tokens", got)
+	for _, stream := range []bool{true, false} {
+		body["stream"] = stream
+		resp := post(t, e.px.URL+"/v1/chat/completions", body)
+		var content, finish string
+		var args []string
+		if stream {
+			s := readStream(t, resp)
+			content, finish = s.content[0], s.finish[0]
+			for j := 0; j < len(s.args[0]); j++ {
+				args = append(args, s.args[0][j])
+			}
+		} else {
+			var r struct {
+				Choices []struct {
+					Message struct {
+						Content   string `json:"content"`
+						ToolCalls []struct {
+							Function struct{ Arguments string } `json:"function"`
+						} `json:"tool_calls"`
+					} `json:"message"`
+					FinishReason string `json:"finish_reason"`
+				} `json:"choices"`
+			}
+			json.NewDecoder(resp.Body).Decode(&r)
+			c := r.Choices[0]
+			content, finish = c.Message.Content, c.FinishReason
+			for _, tc := range c.Message.ToolCalls {
+				args = append(args, tc.Function.Arguments)
+			}
+		}
+		// The text and the clean call go out whole; the copying call not at all.
+		if finish != "content_filter" || content != "I'll write the files." || len(args) != 1 || args[0] != string(original) {
+			t.Errorf("stream=%v: finish %q, content %q, tool call arguments %q", stream, finish, content, args)
+		}
 	}
 }
 

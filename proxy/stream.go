@@ -155,7 +155,14 @@ func (s *streamFilter) parse(e *event, chs []any) {
 			tc, _ := y.(map[string]any)
 			fn, _ := tc["function"].(map[string]any)
 			args, _ := fn["arguments"].(string)
-			t := s.toolText(c, toInt(tc["index"]))
+			j := toInt(tc["index"])
+			if c.tools[j] == nil {
+				// A new tool call: the content and the calls before it are complete.
+				for _, u := range c.texts {
+					u.det.close()
+				}
+			}
+			t := s.toolText(c, j)
 			start, end := s.add(t, args)
 			e.parts = append(e.parts, part{c: c, kind: partText, t: t, start: start, end: end})
 		}
@@ -189,6 +196,9 @@ func (s *streamFilter) ready(p part) bool {
 		}
 		return true
 	}
+	if p.t.args != nil && !p.t.det.closed {
+		return false // a tool call goes out whole, once checked whole
+	}
 	return p.end <= p.t.safe()
 }
 
@@ -205,7 +215,8 @@ func (s *streamFilter) release() {
 				kept = append(kept, s.queue[i:]...)
 				break
 			}
-			s.emitFinals(waiting) // a blocked choice ends before what follows it
+			// A blocked choice ends before the barrier unless it has events after it.
+			s.emitFinals(choicesIn(s.queue[i+1:]))
 		}
 		ok := true
 		for _, p := range e.parts {
@@ -225,7 +236,7 @@ func (s *streamFilter) release() {
 	}
 	clear(s.queue[len(kept):])
 	s.queue = kept
-	s.emitFinals(waiting)
+	s.emitFinals(choicesIn(kept))
 	if s.allBlocked() {
 		// Nothing more will reach the client: stop the model.
 		if !s.doneSent {
@@ -236,13 +247,24 @@ func (s *streamFilter) release() {
 	}
 }
 
-// emitFinals ends the blocked choices that have nothing left waiting.
-func (s *streamFilter) emitFinals(waiting map[*choice]bool) {
+// emitFinals ends the blocked choices that have no event left to go out.
+func (s *streamFilter) emitFinals(pending map[*choice]bool) {
 	for _, c := range s.choices {
-		if c.blocked != nil && !c.final && !waiting[c] {
+		if c.blocked != nil && !c.final && !pending[c] {
 			s.emitFinal(c)
 		}
 	}
+}
+
+// choicesIn returns the choices that events carry.
+func choicesIn(events []*event) map[*choice]bool {
+	m := map[*choice]bool{}
+	for _, e := range events {
+		for _, p := range e.parts {
+			m[p.c] = true
+		}
+	}
+	return m
 }
 
 // allBlocked reports whether every choice has been cut and closed.
@@ -323,12 +345,7 @@ func (s *streamFilter) cite(c *choice) []citation {
 // cut trims what ch carries for the blocked choice c to what was checked before the
 // cut, and reports whether anything of ch is left.
 func (s *streamFilter) cut(e *event, c *choice, ch map[string]any) bool {
-	limit := func(t *text) int {
-		if t == c.blocked.t {
-			return c.blocked.cut
-		}
-		return t.safe()
-	}
+	limit := func(t *text) int { return c.blocked.limits[t] }
 	delete(ch, "finish_reason")
 	ch["finish_reason"] = nil
 	delta, _ := ch["delta"].(map[string]any)
