@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,9 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"cleanroom/fingerprint"
-	"cleanroom/fingerprint/gencode"
 	"cleanroom/index"
+	"cleanroom/index/indextest"
 	"cleanroom/proxy/upstream"
 )
 
@@ -35,32 +33,13 @@ type env struct {
 }
 
 func buildTestIndex(t testing.TB, dir string, seed uint64) (gpl, lgpl, acme []string) {
-	g := gencode.New(seed)
-	b, err := index.NewBuilder(dir, index.BuildOptions{Params: fingerprint.DefaultParams})
+	texts, err := indextest.Build(dir, seed, indextest.Repo{Name: "gen", License: "GPL-2.0-only", Files: 10, Funcs: 4},
+		indextest.Repo{Name: "lesser", License: "LGPL-2.1-or-later", Files: 3, Funcs: 4},
+		indextest.Repo{Name: "acme", License: "GPL-3.0-only", Files: 3, Funcs: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	add := func(repo, license string, n int) []string {
-		r := b.AddRepo(index.Repo{Name: repo, License: license, URL: "https://example.org/" + repo + "/{path}#L{start}-L{end}"})
-		var files []string
-		for i := 0; i < n; i++ {
-			text := g.CFile("", 4)
-			files = append(files, text)
-			d := index.NewDoc(fingerprint.Fingerprints(fingerprint.DefaultParams, fingerprint.C, []byte(text)))
-			d.Repo, d.Path, d.License, d.LicenseFrom, d.Lang = r, fmt.Sprintf("src/%s%d.c", repo, i), license, "spdx-line", "c"
-			if err := b.Add(d); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return files
-	}
-	gpl = add("gen", "GPL-2.0-only", 10)
-	lgpl = add("lesser", "LGPL-2.1-or-later", 3)
-	acme = add("acme", "GPL-3.0-only", 3)
-	if _, err := b.Finish(nil); err != nil {
-		t.Fatal(err)
-	}
-	return
+	return texts["gen"], texts["lesser"], texts["acme"]
 }
 
 func newEnv(t *testing.T, mode, policy string, tweak ...func(*Options)) *env {
@@ -203,16 +182,7 @@ func readStream(t *testing.T, resp *http.Response) *streamed {
 
 // longestRun returns the longest stretch of text that the index holds exactly, in
 // tokens: what a client got of any indexed file.
-func (e *env) longestRun(text string) int {
-	toks, fps := fingerprint.Fingerprints(e.ix.Params(), fingerprint.Markdown, []byte(text))
-	m := e.ix.NewMatcher(index.MatchOptions{MinTokens: 1, MaxPostings: -1})
-	m.Update(toks, fps)
-	longest := 0
-	for _, r := range m.Runs(1) {
-		longest = max(longest, r.End-r.Start)
-	}
-	return longest
-}
+func (e *env) longestRun(text string) int { return indextest.LongestRun(e.ix, text) }
 
 func chatBody(stream bool, n int, user string) map[string]any {
 	return map[string]any{"model": "test-model", "stream": stream, "n": n,

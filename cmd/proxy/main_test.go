@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"cleanroom/fingerprint"
-	"cleanroom/fingerprint/gencode"
-	"cleanroom/index"
+	"cleanroom/index/indextest"
 )
 
 var bin = map[string]string{}
@@ -51,19 +49,11 @@ func freeAddr(t *testing.T) string {
 
 // buildIndex writes an index of one generated GPL file and returns the file.
 func buildIndex(t *testing.T, dir string, seed uint64) string {
-	b, err := index.NewBuilder(dir, index.BuildOptions{Params: fingerprint.DefaultParams})
+	texts, err := indextest.Build(dir, seed, indextest.Repo{Name: "gen", License: "GPL-3.0-only", Files: 1, Funcs: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := b.AddRepo(index.Repo{Name: "gen", License: "GPL-3.0-only"})
-	text := gencode.New(seed).CFile("", 6)
-	d := index.NewDoc(fingerprint.Fingerprints(fingerprint.DefaultParams, fingerprint.C, []byte(text)))
-	d.Repo, d.Path, d.License = r, "gen.c", "GPL-3.0-only"
-	b.Add(d)
-	if _, err := b.Finish(nil); err != nil {
-		t.Fatal(err)
-	}
-	return text
+	return texts["gen"][0]
 }
 
 type proc struct {

@@ -15,9 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"cleanroom/fingerprint"
-	"cleanroom/fingerprint/gencode"
-	"cleanroom/index"
+	"cleanroom/index/indextest"
 	"cleanroom/proxy"
 	"cleanroom/proxy/upstream"
 )
@@ -43,31 +41,13 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{ixDir: filepath.Join(dir, "ix"), replies: map[string]string{}}
-	g := gencode.New(7)
-	b, err := index.NewBuilder(e.ixDir, index.BuildOptions{Params: fingerprint.DefaultParams})
+	texts, err := indextest.Build(e.ixDir, 7, indextest.Repo{Name: "gen", License: "GPL-2.0-only", Files: 4, Funcs: 4},
+		indextest.Repo{Name: "lesser", License: "LGPL-2.1-or-later", Files: 2, Funcs: 4},
+		indextest.Repo{Name: "acme", License: "GPL-3.0-only", Files: 1, Funcs: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	add := func(repo, license string, n int) []string {
-		r := b.AddRepo(index.Repo{Name: repo, License: license, URL: "https://example.org/" + repo + "/{path}#L{start}-L{end}"})
-		var files []string
-		for i := range n {
-			text := g.CFile("", 4)
-			d := index.NewDoc(fingerprint.Fingerprints(fingerprint.DefaultParams, fingerprint.C, []byte(text)))
-			d.Repo, d.Path, d.License, d.LicenseFrom, d.Lang = r, fmt.Sprintf("src/%s%d.c", repo, i), license, "spdx-line", "c"
-			if err := b.Add(d); err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, text)
-		}
-		return files
-	}
-	e.gpl = add("gen", "GPL-2.0-only", 4)
-	e.lgpl = add("lesser", "LGPL-2.1-or-later", 2)
-	e.acme = add("acme", "GPL-3.0-only", 1)
-	if _, err := b.Finish(nil); err != nil {
-		t.Fatal(err)
-	}
+	e.gpl, e.lgpl, e.acme = texts["gen"], texts["lesser"], texts["acme"]
 
 	quiet := slog.New(slog.DiscardHandler)
 	e.up = upstream.New()

@@ -10,9 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"cleanroom/fingerprint"
-	"cleanroom/fingerprint/gencode"
 	"cleanroom/index"
+	"cleanroom/index/indextest"
 	"cleanroom/proxy"
 	"cleanroom/proxy/upstream"
 )
@@ -61,30 +60,15 @@ func openCorpus(dir string) (*corpusIndex, error) {
 }
 
 func buildGenerated(dir string) (*corpusIndex, error) {
-	g := gencode.New(7)
-	b, err := index.NewBuilder(dir, index.BuildOptions{Params: fingerprint.DefaultParams})
+	texts, err := indextest.Build(dir, 7, indextest.Repo{Name: "gen", License: "GPL-2.0-only", Files: 8, Funcs: 6})
 	if err != nil {
-		return nil, err
-	}
-	r := b.AddRepo(index.Repo{Name: "gen", License: "GPL-2.0-only", URL: "https://example.org/gen/{path}#L{start}-L{end}"})
-	var files []string
-	for i := 0; i < 8; i++ {
-		text := g.CFile("", 6)
-		files = append(files, text)
-		d := index.NewDoc(fingerprint.Fingerprints(fingerprint.DefaultParams, fingerprint.C, []byte(text)))
-		d.Repo, d.Path, d.License, d.LicenseFrom, d.Lang = r, fmt.Sprintf("src/gen%d.c", i), "GPL-2.0-only", "spdx-line", "c"
-		if err := b.Add(d); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := b.Finish(nil); err != nil {
 		return nil, err
 	}
 	ci, err := openCorpus(dir)
 	if err != nil {
 		return nil, err
 	}
-	ci.files = files
+	ci.files = texts["gen"]
 	return ci, nil
 }
 
@@ -94,16 +78,7 @@ func (ci *corpusIndex) threshold() int { return ci.ix.Params().Threshold() }
 
 // longestRun returns the longest stretch of text that the index holds exactly, in
 // tokens: what a client got of any indexed file.
-func (ci *corpusIndex) longestRun(text string) int {
-	toks, fps := fingerprint.Fingerprints(ci.ix.Params(), fingerprint.Markdown, []byte(text))
-	m := ci.ix.NewMatcher(index.MatchOptions{MinTokens: 1, MaxPostings: -1})
-	m.Update(toks, fps)
-	longest := 0
-	for _, r := range m.Runs(1) {
-		longest = max(longest, r.End-r.Start)
-	}
-	return longest
-}
+func (ci *corpusIndex) longestRun(text string) int { return indextest.LongestRun(ci.ix, text) }
 
 // excerpt returns lines [a, b) of text.
 func excerpt(text string, a, b int) string {
