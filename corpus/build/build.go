@@ -129,6 +129,7 @@ func (b *Builder) Run(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	go corpus.PreloadLicenseDB()
 	sum := &Summary{Licenses: map[string]int64{}, Excluded: map[string]int64{}, Skipped: map[string]int64{}}
 	var infos []index.SourceInfo
 	for i, src := range b.sources {
