@@ -15,14 +15,7 @@ type auditRecord struct {
 	Model     string    `json:"model,omitempty"`
 	Endpoint  string    `json:"endpoint"`
 	Choice    int       `json:"choice"`
-	Action    string    `json:"action"`
-	License   string    `json:"license"`
-	Repo      string    `json:"repo"`
-	Path      string    `json:"path"`
-	StartLine int       `json:"start_line"`
-	EndLine   int       `json:"end_line"`
-	Tokens    int       `json:"tokens"`
-	URL       string    `json:"url,omitempty"`
+	citation            // action, license, repo, path, lines, tokens, url, version
 }
 
 // auditLog appends JSON lines to a file, or to stdout.

@@ -378,8 +378,7 @@ func (s *Server) done(f *filter, stream string, err error) {
 		for _, ct := range c.cited {
 			s.metrics.matches.WithLabelValues(licenseLabel(ct.License), ct.Action).Inc()
 			s.audit.write(auditRecord{Time: time.Now().UTC(), RequestID: f.rid, Model: f.req.model, Endpoint: f.req.endpoint,
-				Choice: c.index, Action: ct.Action, License: ct.License, Repo: ct.Repo, Path: ct.Path,
-				StartLine: ct.StartLine, EndLine: ct.EndLine, Tokens: ct.Tokens, URL: ct.URL})
+				Choice: c.index, citation: ct})
 			if ct.action == Annotate && outcome == "clean" {
 				outcome = "annotated"
 			}
