@@ -218,12 +218,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusServiceUnavailable, "server_error", "index_unavailable", "no index is loaded")
 }
 
-// endpointOf returns which filtered endpoint a request is for, or "".
+// endpointOf returns which filtered endpoint a request is for, or "". Case and a
+// trailing slash do not matter: a spelling an upstream might route to a completion
+// must not pass unfiltered.
 func endpointOf(r *http.Request) string {
 	if r.Method != http.MethodPost {
 		return ""
 	}
-	switch p := strings.TrimSuffix(r.URL.Path, "/"); {
+	switch p := strings.TrimSuffix(strings.ToLower(r.URL.Path), "/"); {
 	case strings.HasSuffix(p, "/chat/completions"):
 		return endpointChat
 	case strings.HasSuffix(p, "/completions"):
