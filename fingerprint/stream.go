@@ -11,12 +11,15 @@ package fingerprint
 type Stream struct {
 	Tokens       []Token
 	Fingerprints []Fingerprint
+	// Renamed holds the rename-robust fingerprints (see RenameHash), when
+	// EnableRename asked for them.
+	Renamed []Fingerprint
 
 	params Params
 	tz     tokenizer
-	hashed int // tokens fed to the roller
-	roll   roller
-	win    winnower
+	hashed int // tokens fed to the winnowers
+	exact  *Winnower
+	rename *Winnower
 	closed bool
 }
 
@@ -27,17 +30,29 @@ func NewStream(p Params, l Lang) *Stream {
 	if err := p.Validate(); err != nil {
 		panic(err)
 	}
-	s := &Stream{params: p, roll: newRoller(p.K), win: newWinnower(p.W)}
+	s := &Stream{params: p, exact: NewWinnower(p)}
 	s.tz.init(l, &s.Tokens)
 	return s
+}
+
+// EnableRename makes the stream compute rename-robust fingerprints with parameters
+// p too, in Renamed. Call it before the first Write.
+func (s *Stream) EnableRename(p Params) {
+	if err := p.Validate(); err != nil {
+		panic(err)
+	}
+	s.rename = NewWinnower(p)
 }
 
 // Reset makes s ready for a new text in language l, keeping its buffers: the
 // previous Tokens and Fingerprints are overwritten.
 func (s *Stream) Reset(l Lang) {
-	toks, fps := s.Tokens[:0], s.Fingerprints[:0]
-	p := s.params
-	*s = Stream{Tokens: toks, Fingerprints: fps, params: p, roll: newRoller(p.K), win: newWinnower(p.W)}
+	toks, fps, ren := s.Tokens[:0], s.Fingerprints[:0], s.Renamed[:0]
+	p, r := s.params, s.rename
+	*s = Stream{Tokens: toks, Fingerprints: fps, Renamed: ren, params: p, exact: NewWinnower(p)}
+	if r != nil {
+		s.rename = NewWinnower(r.p)
+	}
 	s.tz.init(l, &s.Tokens)
 }
 
@@ -71,13 +86,14 @@ func (s *Stream) Pending() int { return s.tz.lx.pending() }
 
 func (s *Stream) hash() {
 	for ; s.hashed < len(s.Tokens); s.hashed++ {
-		h, ok := s.roll.push(s.Tokens[s.hashed].Hash)
-		if !ok {
-			continue
+		t := &s.Tokens[s.hashed]
+		if f, ok := s.exact.Push(t.Hash); ok {
+			s.Fingerprints = append(s.Fingerprints, f)
 		}
-		if i, ok := s.win.push(h); ok {
-			// The chosen k-gram's hash is still in the window's ring.
-			s.Fingerprints = append(s.Fingerprints, Fingerprint{Hash: s.win.ring[i%s.params.W], Pos: int32(i)})
+		if s.rename != nil {
+			if f, ok := s.rename.Push(RenameHash(t)); ok {
+				s.Renamed = append(s.Renamed, f)
+			}
 		}
 	}
 }

@@ -66,15 +66,13 @@ func hashesOf(toks []Token) []uint64 {
 	return hs
 }
 
-// winnowHashes runs the production roller and winnower over token hashes.
+// winnowHashes runs the production winnower over token hashes.
 func winnowHashes(p Params, hs []uint64) []Fingerprint {
-	r, w := newRoller(p.K), newWinnower(p.W)
+	w := NewWinnower(p)
 	var out []Fingerprint
-	for _, t := range hs {
-		if h, ok := r.push(t); ok {
-			if i, ok := w.push(h); ok {
-				out = append(out, Fingerprint{Hash: w.ring[i%p.W], Pos: int32(i)})
-			}
+	for _, h := range hs {
+		if f, ok := w.Push(h); ok {
+			out = append(out, f)
 		}
 	}
 	return out
@@ -170,6 +168,11 @@ func checkSplits(t *testing.T, rng *rand.Rand, l Lang, text []byte, name string)
 		t.Fatalf("%s (%s): fingerprints differ from winnowing by definition", name, l)
 	}
 	s := NewStream(p, l)
+	s.EnableRename(Params{K: 4, W: 3})
+	whole := NewStream(p, l)
+	whole.EnableRename(Params{K: 4, W: 3})
+	whole.Write(text)
+	whole.Close()
 	lookahead := 16
 	if l == Markdown {
 		lookahead = maxFenceLine + 16
@@ -207,6 +210,35 @@ func checkSplits(t *testing.T, rng *rand.Rand, l Lang, text []byte, name string)
 	}
 	if !slices.Equal(s.Fingerprints, wholeFPs) {
 		t.Fatalf("%s (%s): streamed fingerprints differ from the whole text's", name, l)
+	}
+	if !slices.Equal(s.Renamed, whole.Renamed) {
+		t.Fatalf("%s (%s): streamed rename-robust fingerprints differ from the whole text's", name, l)
+	}
+}
+
+// TestRenameRobust: consistently renamed code has the same rename-robust
+// fingerprints, and other code with the same keywords does not.
+func TestRenameRobust(t *testing.T) {
+	p := Params{K: 8, W: 5}
+	fps := func(src string) []uint64 {
+		s := NewStream(DefaultParams, C)
+		s.EnableRename(p)
+		s.Write([]byte(src))
+		s.Close()
+		var hs []uint64
+		for _, f := range s.Renamed {
+			hs = append(hs, f.Hash)
+		}
+		return hs
+	}
+	a := fps("static int count_nodes(struct node *head)\n{\n\tint n = 0;\n\twhile (head) {\n\t\tn++;\n\t\thead = head->next;\n\t}\n\treturn n;\n}\n")
+	b := fps("static int list_len(struct item *first) { int total = 0; while (first) { total++; first = first->link; } return total; }")
+	c := fps("static int sum(int *v, int len) { int s = 0; for (int i = 0; i < len; i++) s += v[i]; return s; }")
+	if len(a) == 0 || !slices.Equal(a, b) {
+		t.Errorf("renamed code has other rename-robust fingerprints: %x vs %x", a, b)
+	}
+	if slices.Equal(a, c) {
+		t.Errorf("different code has the same rename-robust fingerprints")
 	}
 }
 

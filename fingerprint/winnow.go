@@ -23,6 +23,12 @@ type Params struct {
 // GitHub Copilot's duplication filter works; README.md gives the measurement.
 var DefaultParams = Params{K: 16, W: 19}
 
+// DefaultRenameParams are the rename-robust fingerprints' parameters: every shared
+// run of 50 tokens is found. Seeing every identifier as one token makes unrelated
+// code agree far more often, so the threshold is longer than DefaultParams'; the
+// matcher's insistence on a consistent renaming does the rest (docs/EVAL.md).
+var DefaultRenameParams = Params{K: 20, W: 31}
+
 // Threshold returns t = W + K - 1, the length in tokens of the shortest shared run that
 // is guaranteed to be found.
 func (p Params) Threshold() int { return p.W + p.K - 1 }
@@ -132,4 +138,44 @@ func (wn *winnower) push(h uint64) (int, bool) {
 		return i, true
 	}
 	return 0, false
+}
+
+// A Winnower fingerprints a sequence of token hashes as they come: it hashes every
+// k consecutive ones and winnows the k-gram hashes. The zero value is not usable.
+type Winnower struct {
+	p    Params
+	roll roller
+	win  winnower
+}
+
+// NewWinnower returns a winnower with parameters p, which must be valid.
+func NewWinnower(p Params) *Winnower {
+	return &Winnower{p: p, roll: newRoller(p.K), win: newWinnower(p.W)}
+}
+
+// Push adds the next token hash and returns the fingerprint it decides, if any.
+func (w *Winnower) Push(h uint64) (Fingerprint, bool) {
+	kh, ok := w.roll.push(h)
+	if !ok {
+		return Fingerprint{}, false
+	}
+	i, ok := w.win.push(kh)
+	if !ok {
+		return Fingerprint{}, false
+	}
+	// The chosen k-gram's hash is still in the window's ring.
+	return Fingerprint{Hash: w.win.ring[i%w.p.W], Pos: int32(i)}, true
+}
+
+// identHash is what every identifier hashes to in rename-robust fingerprints.
+var identHash = mix(0x1de47) // any constant no token text hashes to in practice
+
+// RenameHash returns a token's hash for rename-robust fingerprints, which see code
+// as MOSS does: every identifier is the same token, as if consistently renamed,
+// while keywords, operators, numbers and string contents keep their hashes.
+func RenameHash(t *Token) uint64 {
+	if t.Kind == Ident {
+		return identHash
+	}
+	return t.Hash
 }

@@ -21,6 +21,9 @@ import (
 type BuildOptions struct {
 	// Params are the fingerprint parameters the documents were made with.
 	Params fingerprint.Params
+	// Rename are the parameters of the documents' rename-robust fingerprints
+	// (Doc.AddRenamed); zero when the index has none.
+	Rename fingerprint.Params
 	// MaxShardPostings and MaxShardTokens bound a shard, and so the memory a build
 	// holds: a shard is written once either would be exceeded. Defaults: 8M
 	// postings, 256M tokens.
@@ -55,6 +58,9 @@ type Builder struct {
 	totals   Totals
 	licenses map[string]int
 	err      error
+
+	allowExact, allowRename []uint64
+	allowSources            []string
 }
 
 // NewBuilder starts a build into dir, creating it if needed.
@@ -62,6 +68,11 @@ func NewBuilder(dir string, opts BuildOptions) (*Builder, error) {
 	opts.defaults()
 	if err := opts.Params.Validate(); err != nil {
 		return nil, err
+	}
+	if opts.Rename != (fingerprint.Params{}) {
+		if err := opts.Rename.Validate(); err != nil {
+			return nil, fmt.Errorf("rename-robust parameters: %w", err)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -86,6 +97,10 @@ func (b *Builder) Add(d *Doc) error {
 	}
 	if d.Repo < 0 || d.Repo >= len(b.repos) {
 		return fmt.Errorf("index: document %s refers to unknown repository %d", d.Path, d.Repo)
+	}
+	rename := b.opts.Rename != (fingerprint.Params{})
+	if rename && len(d.Idents) != (d.NumTokens()+7)/8 || !rename && d.Idents != nil {
+		return fmt.Errorf("index: document %s: rename-robust fingerprints are required exactly when the build has rename parameters", d.Path)
 	}
 	if len(b.cur) > 0 && (b.curPost+len(d.Postings) > b.opts.MaxShardPostings || b.curTok+int64(d.NumTokens()) > b.opts.MaxShardTokens) {
 		b.flush()
@@ -151,7 +166,8 @@ func (b *Builder) writeShardFile(info *ShardInfo, docs []*Doc) error {
 	h := xxhash.New()
 	cw := &countWriter{w: io.MultiWriter(f, h)}
 	bw := bufio.NewWriterSize(cw, 1<<20)
-	meta := ShardMeta{K: b.opts.Params.K, W: b.opts.Params.W, Tokenizer: fingerprint.TokenizerVersion, Build: b.build}
+	meta := ShardMeta{K: b.opts.Params.K, W: b.opts.Params.W, Tokenizer: fingerprint.TokenizerVersion, Build: b.build,
+		RK: b.opts.Rename.K, RW: b.opts.Rename.W}
 	err = writeShard(bw, meta, repos, shardDocs)
 	if err == nil {
 		err = bw.Flush()
@@ -171,6 +187,7 @@ func (b *Builder) writeShardFile(info *ShardInfo, docs []*Doc) error {
 	}
 	for _, d := range docs {
 		info.Postings += len(d.Postings)
+		info.Renamed += len(d.Renamed)
 		info.Tokens += int64(d.NumTokens())
 	}
 	info.Docs, info.Size, info.XXHash = len(docs), cw.n, hexSum(h)
@@ -204,6 +221,7 @@ func (b *Builder) Finish(m *Manifest) (*Manifest, error) {
 		m = &Manifest{}
 	}
 	m.Format, m.K, m.W, m.Tokenizer = FormatVersion, b.opts.Params.K, b.opts.Params.W, fingerprint.TokenizerVersion
+	m.RenameK, m.RenameW = b.opts.Rename.K, b.opts.Rename.W
 	m.Build, m.Created = b.build, time.Now().UTC().Truncate(time.Second)
 	m.Shards, m.Repos, m.Licenses, m.Totals = b.shards, b.repos, b.licenses, b.totals
 	if m.Shards == nil {
@@ -214,6 +232,11 @@ func (b *Builder) Finish(m *Manifest) (*Manifest, error) {
 	}
 	for _, s := range b.shards {
 		m.Totals.Disk += s.Size
+	}
+	var err error
+	if m.Allow, err = b.writeAllow(); err != nil {
+		b.Abort()
+		return nil, err
 	}
 	if err := syncDir(b.dir); err != nil {
 		return nil, err
@@ -232,6 +255,7 @@ func (b *Builder) Abort() {
 	for _, s := range b.shards {
 		os.Remove(filepath.Join(b.dir, s.File))
 	}
+	os.Remove(filepath.Join(b.dir, fmt.Sprintf("allow-%s.crs", b.build)))
 }
 
 // removeStale deletes shard files that the new manifest does not name. Readers that
@@ -245,9 +269,10 @@ func (b *Builder) removeStale() {
 	for _, s := range b.shards {
 		keep[s.File] = true
 	}
+	keep[fmt.Sprintf("allow-%s.crs", b.build)] = true
 	for _, e := range entries {
 		n := e.Name()
-		if strings.HasPrefix(n, "shard-") && (strings.HasSuffix(n, ".crs") || strings.HasSuffix(n, ".crs.tmp")) && !keep[n] {
+		if (strings.HasPrefix(n, "shard-") || strings.HasPrefix(n, "allow-")) && (strings.HasSuffix(n, ".crs") || strings.HasSuffix(n, ".crs.tmp")) && !keep[n] {
 			os.Remove(filepath.Join(b.dir, n))
 		}
 	}

@@ -22,6 +22,13 @@ type Doc struct {
 	Checks   []byte
 	Lines    []byte // line table: which token starts which line (see lineTable)
 	Postings []Posting
+
+	// For rename-robust matching (see fingerprint.RenameHash), when the build asks
+	// for it: Idents has one bit per token, set for identifiers (a token's
+	// rename-robust check value follows from it and its exact one), and Renamed
+	// holds the rename-robust fingerprints.
+	Idents  []byte
+	Renamed []Posting
 }
 
 // A Posting is one fingerprint of a document.
@@ -29,6 +36,25 @@ type Posting struct {
 	Hash uint64
 	Pos  uint32 // token index of the k-gram's first token
 	Line uint32 // line of that token
+}
+
+// AddRenamed adds the rename-robust fingerprints of the text d was made from.
+func (d *Doc) AddRenamed(toks []fingerprint.Token, fps []fingerprint.Fingerprint) {
+	d.Idents = make([]byte, (len(toks)+7)/8)
+	for i := range toks {
+		if toks[i].Kind == fingerprint.Ident {
+			d.Idents[i/8] |= 1 << (i % 8)
+		}
+	}
+	d.Renamed = postings(toks, fps)
+}
+
+func postings(toks []fingerprint.Token, fps []fingerprint.Fingerprint) []Posting {
+	ps := make([]Posting, len(fps))
+	for i, f := range fps {
+		ps[i] = Posting{Hash: f.Hash, Pos: uint32(f.Pos), Line: uint32(toks[f.Pos].Line)}
+	}
+	return ps
 }
 
 // NumTokens returns the number of tokens of d.
@@ -49,14 +75,12 @@ func appendCheck(c checkSeq, h uint64) checkSeq {
 // NewDoc makes the indexable form of a fingerprinted text. Metadata is left to the
 // caller.
 func NewDoc(toks []fingerprint.Token, fps []fingerprint.Fingerprint) *Doc {
-	d := &Doc{Checks: make([]byte, 0, 2*len(toks)), Postings: make([]Posting, len(fps))}
+	d := &Doc{Checks: make([]byte, 0, 2*len(toks))}
 	for _, t := range toks {
 		d.Checks = appendCheck(d.Checks, t.Hash)
 	}
 	d.Lines = appendLineTable(nil, toks)
-	for i, f := range fps {
-		d.Postings[i] = Posting{Hash: f.Hash, Pos: uint32(f.Pos), Line: uint32(toks[f.Pos].Line)}
-	}
+	d.Postings = postings(toks, fps)
 	return d
 }
 
@@ -120,13 +144,36 @@ func (d *Doc) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(d.Size))
 	b = appendStr(b, string(d.Checks))
 	b = appendStr(b, string(d.Lines))
-	b = binary.AppendUvarint(b, uint64(len(d.Postings)))
-	for _, p := range d.Postings {
+	b = appendPostings(b, d.Postings)
+	b = appendStr(b, string(d.Idents))
+	b = appendPostings(b, d.Renamed)
+	return b, nil
+}
+
+func appendPostings(b []byte, ps []Posting) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ps)))
+	for _, p := range ps {
 		b = binary.LittleEndian.AppendUint64(b, p.Hash)
 		b = binary.AppendUvarint(b, uint64(p.Pos))
 		b = binary.AppendUvarint(b, uint64(p.Line))
 	}
-	return b, nil
+	return b
+}
+
+func readPostings(r *byteReader) []Posting {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail(errShort)
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	ps := make([]Posting, n)
+	for i := range ps {
+		ps[i] = Posting{Hash: r.u64(), Pos: uint32(r.uvarint()), Line: uint32(r.uvarint())}
+	}
+	return ps
 }
 
 // UnmarshalBinary decodes a document encoded by AppendBinary.
@@ -150,14 +197,10 @@ func readDoc(r *byteReader) *Doc {
 	d.Size = int64(r.uvarint())
 	d.Checks = append([]byte(nil), r.bytes(r.uvarint())...)
 	d.Lines = append([]byte(nil), r.bytes(r.uvarint())...)
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail(errShort)
-		return d
+	d.Postings = readPostings(r)
+	if idents := r.bytes(r.uvarint()); len(idents) > 0 {
+		d.Idents = append([]byte(nil), idents...)
 	}
-	d.Postings = make([]Posting, n)
-	for i := range d.Postings {
-		d.Postings[i] = Posting{Hash: r.u64(), Pos: uint32(r.uvarint()), Line: uint32(r.uvarint())}
-	}
+	d.Renamed = readPostings(r)
 	return d
 }

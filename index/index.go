@@ -24,12 +24,26 @@ type Index struct {
 	maps   [][]byte
 	docs   []docRef // global document number -> shard and local number
 
+	exact  table
+	rename table // empty unless the index has rename-robust fingerprints
+	allow  allowSet
+
+	closeOnce sync.Once
+}
+
+// A table maps fingerprint hashes to postings: all shards' postings merged and
+// sorted, with a directory on the hashes' top bits.
+type table struct {
 	hashes []uint64 // ascending
 	refs   []uint64 // doc<<32 | token position, parallel to hashes
 	dir    []uint32 // dir[b] = first entry whose hash has top bits b
 	shift  uint
+}
 
-	closeOnce sync.Once
+// columns are one shard's postings as the shard stores them.
+type columns struct {
+	hashes    []uint64
+	docs, pos []uint32
 }
 
 type docRef struct {
@@ -52,46 +66,33 @@ func Open(dir string, opts OpenOptions) (*Index, error) {
 		return nil, err
 	}
 	ix := &Index{Manifest: m}
-	type cols struct {
-		hashes    []uint64
-		docs, pos []uint32
-	}
-	var all []cols
+	_, hasRename := m.RenameParams()
+	var exact, rename []columns
 	base := 0
 	for i, si := range m.Shards {
-		data, err := mapFile(filepath.Join(dir, si.File))
+		s, err := ix.openShard(dir, si, opts)
 		if err != nil {
 			ix.Close()
 			return nil, fmt.Errorf("index: shard %s: %w", si.File, err)
 		}
-		ix.maps = append(ix.maps, data)
-		if int64(len(data)) != si.Size {
+		if (s.meta.RK > 0) != hasRename || hasRename && s.meta.renameParams() != (fingerprint.Params{K: m.RenameK, W: m.RenameW}) {
 			ix.Close()
-			return nil, fmt.Errorf("index: shard %s: %w: %d bytes, manifest says %d", si.File, ErrCorrupt, len(data), si.Size)
-		}
-		if !opts.SkipChecksums && fmt.Sprintf("%016x", xxhash.Sum64(data)) != si.XXHash {
-			ix.Close()
-			return nil, fmt.Errorf("index: shard %s: %w: checksum differs from the manifest's", si.File, ErrCorrupt)
-		}
-		s, err := parseShard(si.File, data, !opts.SkipChecksums)
-		if err != nil {
-			ix.Close()
-			return nil, fmt.Errorf("index: shard %s: %w", si.File, err)
-		}
-		if s.meta.params() != m.Params() || s.meta.Tokenizer != m.Tokenizer {
-			ix.Close()
-			return nil, fmt.Errorf("index: shard %s: %w: built with %v tokenizer %d, the manifest says %v tokenizer %d",
-				si.File, ErrParams, s.meta.params(), s.meta.Tokenizer, m.Params(), m.Tokenizer)
+			return nil, fmt.Errorf("index: shard %s: %w: its rename-robust parameters (k=%d w=%d) are not the manifest's", si.File, ErrParams, s.meta.RK, s.meta.RW)
 		}
 		h, d, p, _, err := s.postings(false)
 		if err != nil {
 			ix.Close()
 			return nil, fmt.Errorf("index: shard %s: %w", si.File, err)
 		}
-		for j := range d {
-			d[j] += uint32(base)
+		exact = append(exact, columns{h, offset(d, base), p})
+		if hasRename {
+			h, d, p, err := s.renamedPostings()
+			if err != nil {
+				ix.Close()
+				return nil, fmt.Errorf("index: shard %s: %w", si.File, err)
+			}
+			rename = append(rename, columns{h, offset(d, base), p})
 		}
-		all = append(all, cols{h, d, p})
 		for j := range s.docs {
 			ix.docs = append(ix.docs, docRef{shard: int32(i), local: int32(j)})
 		}
@@ -102,15 +103,61 @@ func Open(dir string, opts OpenOptions) (*Index, error) {
 		ix.Close()
 		return nil, errors.New("index: more than 2^32 documents")
 	}
-	// Merge the shards' sorted columns into one table.
+	ix.exact = mergeTable(exact)
+	ix.rename = mergeTable(rename)
+	if m.Allow != nil {
+		if ix.allow, err = readAllow(dir, m); err != nil {
+			ix.Close()
+			return nil, err
+		}
+	}
+	return ix, nil
+}
+
+// openShard maps one shard and checks it against the manifest.
+func (ix *Index) openShard(dir string, si ShardInfo, opts OpenOptions) (*shard, error) {
+	data, err := mapFile(filepath.Join(dir, si.File))
+	if err != nil {
+		return nil, err
+	}
+	ix.maps = append(ix.maps, data)
+	if int64(len(data)) != si.Size {
+		return nil, fmt.Errorf("%w: %d bytes, manifest says %d", ErrCorrupt, len(data), si.Size)
+	}
+	if !opts.SkipChecksums && fmt.Sprintf("%016x", xxhash.Sum64(data)) != si.XXHash {
+		return nil, fmt.Errorf("%w: checksum differs from the manifest's", ErrCorrupt)
+	}
+	s, err := parseShard(si.File, data, !opts.SkipChecksums)
+	if err != nil {
+		return nil, err
+	}
+	m := ix.Manifest
+	if s.meta.params() != m.Params() || s.meta.Tokenizer != m.Tokenizer {
+		return nil, fmt.Errorf("%w: built with %v tokenizer %d, the manifest says %v tokenizer %d",
+			ErrParams, s.meta.params(), s.meta.Tokenizer, m.Params(), m.Tokenizer)
+	}
+	return s, nil
+}
+
+// offset adds base to every document number.
+func offset(docs []uint32, base int) []uint32 {
+	for j := range docs {
+		docs[j] += uint32(base)
+	}
+	return docs
+}
+
+// mergeTable merges shards' sorted columns into one table.
+func mergeTable(all []columns) table {
+	var t table
 	n := 0
 	for _, c := range all {
 		n += len(c.hashes)
 	}
-	ix.hashes = make([]uint64, 0, n)
-	ix.refs = make([]uint64, 0, n)
+	t.hashes = make([]uint64, 0, n)
+	t.refs = make([]uint64, 0, n)
 	heads := make([]int, len(all))
-	for len(ix.hashes) < n {
+	for len(t.hashes) < n {
 		best := -1
 		for i, c := range all {
 			if heads[i] < len(c.hashes) && (best < 0 || c.hashes[heads[i]] < all[best].hashes[heads[best]]) {
@@ -130,56 +177,53 @@ func Open(dir string, opts OpenOptions) (*Index, error) {
 			end++
 		}
 		for k := j; k < end; k++ {
-			ix.hashes = append(ix.hashes, c.hashes[k])
-			ix.refs = append(ix.refs, uint64(c.docs[k])<<32|uint64(c.pos[k]))
+			t.hashes = append(t.hashes, c.hashes[k])
+			t.refs = append(t.refs, uint64(c.docs[k])<<32|uint64(c.pos[k]))
 		}
 		heads[best] = end
 	}
-	ix.buildDir()
-	return ix, nil
+	t.buildDir()
+	return t
 }
 
 // buildDir indexes the table by the top bits of the hash, about four entries per
 // bucket, so that a lookup is one directory read and a short scan.
-func (ix *Index) buildDir() {
+func (t *table) buildDir() {
 	nb := 1
-	if n := len(ix.hashes) / 4; n > 1 {
+	if n := len(t.hashes) / 4; n > 1 {
 		nb = bits.Len(uint(n))
 	}
-	ix.shift = uint(64 - nb)
-	ix.dir = make([]uint32, 1<<nb+1)
+	t.shift = uint(64 - nb)
+	t.dir = make([]uint32, 1<<nb+1)
 	j := 0
 	for b := range 1 << nb {
-		for j < len(ix.hashes) && ix.hashes[j]>>ix.shift < uint64(b) {
+		for j < len(t.hashes) && t.hashes[j]>>t.shift < uint64(b) {
 			j++
 		}
-		ix.dir[b] = uint32(j)
+		t.dir[b] = uint32(j)
 	}
-	ix.dir[1<<nb] = uint32(len(ix.hashes))
+	t.dir[1<<nb] = uint32(len(t.hashes))
 }
 
-// lookup returns the range of table entries with hash h.
-func (ix *Index) lookup(h uint64) (lo, hi int) {
-	if len(ix.hashes) == 0 {
-		return 0, 0
+// lookup returns the postings of hash h.
+func (t *table) lookup(h uint64) []uint64 {
+	if len(t.hashes) == 0 {
+		return nil
 	}
-	b := h >> ix.shift
-	lo, hi = int(ix.dir[b]), int(ix.dir[b+1])
-	for lo < hi && ix.hashes[lo] < h {
+	b := h >> t.shift
+	lo, hi := int(t.dir[b]), int(t.dir[b+1])
+	for lo < hi && t.hashes[lo] < h {
 		lo++
 	}
 	end := lo
-	for end < hi && ix.hashes[end] == h {
+	for end < hi && t.hashes[end] == h {
 		end++
 	}
-	return lo, end
+	return t.refs[lo:end]
 }
 
 // Count returns how many postings the index holds for fingerprint hash h.
-func (ix *Index) Count(h uint64) int {
-	lo, hi := ix.lookup(h)
-	return hi - lo
-}
+func (ix *Index) Count(h uint64) int { return len(ix.exact.lookup(h)) }
 
 // Params returns the fingerprint parameters queries must use.
 func (ix *Index) Params() fingerprint.Params { return ix.Manifest.Params() }
@@ -188,11 +232,19 @@ func (ix *Index) Params() fingerprint.Params { return ix.Manifest.Params() }
 func (ix *Index) NumDocs() int { return len(ix.docs) }
 
 // NumPostings returns the number of postings.
-func (ix *Index) NumPostings() int { return len(ix.hashes) }
+func (ix *Index) NumPostings() int { return len(ix.exact.hashes) }
+
+// RenameParams returns the parameters of the index's rename-robust fingerprints,
+// and whether it has any.
+func (ix *Index) RenameParams() (fingerprint.Params, bool) { return ix.Manifest.RenameParams() }
 
 // MemoryBytes estimates the heap the index holds (the mapped shard files aside).
 func (ix *Index) MemoryBytes() int64 {
-	return int64(len(ix.hashes))*16 + int64(len(ix.dir))*4 + int64(len(ix.docs))*(8+96)
+	n := int64(0)
+	for _, t := range []*table{&ix.exact, &ix.rename} {
+		n += int64(len(t.hashes))*16 + int64(len(t.dir))*4
+	}
+	return n + int64(len(ix.allow.exact)+len(ix.allow.rename))*8 + int64(len(ix.docs))*(8+96)
 }
 
 // DocInfo describes an indexed document.
@@ -221,6 +273,15 @@ func (ix *Index) checks(d int) checkSeq {
 	s := ix.shards[r.shard]
 	sd := &s.docs[r.local]
 	return checkSeq(s.tokens[2*sd.tokOff : 2*(sd.tokOff+sd.ntok)])
+}
+
+// isIdent reports whether token i of document d is an identifier; only for an index
+// with rename-robust fingerprints.
+func (ix *Index) isIdent(d, i int) bool {
+	r := ix.docs[d]
+	s := ix.shards[r.shard]
+	sd := &s.docs[r.local]
+	return s.idents[sd.identsOff+i/8]&(1<<(i%8)) != 0
 }
 
 // lineTable returns the line table of document d.

@@ -36,7 +36,7 @@ func buildCorpus(t testing.TB, nfiles int, opts BuildOptions) *testCorpus {
 	for i := 0; i < nfiles; i++ {
 		text := g.CFile("// SPDX-License-Identifier: GPL-2.0-only\n", 3+i%5)
 		c.files = append(c.files, text)
-		d := NewDoc(fingerprint.Fingerprints(opts.Params, fingerprint.C, []byte(text)))
+		d := docOf(opts, fingerprint.C, text)
 		d.Repo, d.Path, d.License, d.LicenseFrom, d.Lang, d.Size = repo, fmt.Sprintf("src/f%03d.c", i), "GPL-2.0-only", "spdx-line", "c", int64(len(text))
 		if err := b.Add(d); err != nil {
 			t.Fatal(err)
@@ -60,6 +60,21 @@ func summary(ms []Match) string {
 		fmt.Fprintf(&b, "%s %s %v %v %d %d %d\n", m.Source.Repo.Name, m.Source.Path, m.Query, m.Src, m.Tokens, m.Runs, m.Others)
 	}
 	return b.String()
+}
+
+// docOf fingerprints a text as the build options ask.
+func docOf(opts BuildOptions, l fingerprint.Lang, text string) *Doc {
+	s := fingerprint.NewStream(opts.Params, l)
+	if opts.Rename.K > 0 {
+		s.EnableRename(opts.Rename)
+	}
+	s.Write([]byte(text))
+	s.Close()
+	d := NewDoc(s.Tokens, s.Fingerprints)
+	if opts.Rename.K > 0 {
+		d.AddRenamed(s.Tokens, s.Renamed)
+	}
+	return d
 }
 
 // lines returns lines [a, b] (1-based) of text.

@@ -18,12 +18,16 @@ const ManifestName = "manifest.json"
 // A Manifest describes an index: how it was fingerprinted, its shards, and what
 // went into it.
 type Manifest struct {
-	Format    int       `json:"format"`
-	K         int       `json:"k"`
-	W         int       `json:"w"`
-	Tokenizer int       `json:"tokenizer"`
-	Build     string    `json:"build"`
-	Created   time.Time `json:"created"`
+	Format    int `json:"format"`
+	K         int `json:"k"`
+	W         int `json:"w"`
+	Tokenizer int `json:"tokenizer"`
+	// RenameK and RenameW are the parameters of the rename-robust fingerprints, 0
+	// when the index has none.
+	RenameK int       `json:"rename_k,omitempty"`
+	RenameW int       `json:"rename_w,omitempty"`
+	Build   string    `json:"build"`
+	Created time.Time `json:"created"`
 
 	Shards  []ShardInfo  `json:"shards"`
 	Sources []SourceInfo `json:"sources,omitempty"`
@@ -33,6 +37,8 @@ type Manifest struct {
 	Totals   Totals         `json:"totals"`
 	// Policy is the licensing policy the build applied, as the builder recorded it.
 	Policy json.RawMessage `json:"policy,omitempty"`
+	// Allow is the index's allow set of permissive reference code, if it has one.
+	Allow *AllowInfo `json:"allow,omitempty"`
 }
 
 // ShardInfo names one shard file and what it holds.
@@ -42,6 +48,7 @@ type ShardInfo struct {
 	XXHash   string `json:"xxhash"` // of the whole file, hex
 	Docs     int    `json:"docs"`
 	Postings int    `json:"postings"`
+	Renamed  int    `json:"renamed,omitempty"` // rename-robust postings
 	Tokens   int64  `json:"tokens"`
 }
 
@@ -72,6 +79,12 @@ type Totals struct {
 // Params returns the fingerprint parameters the index was built with.
 func (m *Manifest) Params() fingerprint.Params { return fingerprint.Params{K: m.K, W: m.W} }
 
+// RenameParams returns the parameters of the index's rename-robust fingerprints, and
+// whether it has any.
+func (m *Manifest) RenameParams() (fingerprint.Params, bool) {
+	return fingerprint.Params{K: m.RenameK, W: m.RenameW}, m.RenameK > 0
+}
+
 // ErrParams is wrapped by the error for an index that this binary cannot query
 // correctly: built with another tokenizer version or different parameters.
 var ErrParams = errors.New("index parameters do not match")
@@ -98,6 +111,11 @@ func ReadManifest(dir string) (*Manifest, error) {
 	}
 	if err := m.Params().Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if rp, ok := m.RenameParams(); ok {
+		if err := rp.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: rename-robust parameters: %v", ErrCorrupt, err)
+		}
 	}
 	return m, nil
 }

@@ -23,6 +23,20 @@ type MatchOptions struct {
 	// the source and at most this many tokens apart in both, are one match (code
 	// copied with a few lines changed or inserted). Default 12.
 	MaxGap int
+	// Rename makes the matcher rename-robust, as MOSS is: fingerprints and
+	// comparisons see every identifier as one token, and a run holds only as long as
+	// the query's identifiers map one to one onto the source's (a consistent
+	// renaming). It needs an index with rename-robust fingerprints, and the query's
+	// (fingerprint.Stream.EnableRename, Feed). MinTokens then defaults to their
+	// threshold, which is longer.
+	Rename bool
+	// MinEvidence is the share of a run's tokens that must be identifiers, keywords
+	// or words of string literals: a run of numbers and punctuation (a table of
+	// constants, an initializer of zeros) is a fact, not expression, and no evidence
+	// of copying. Default 0.2; negative means none.
+	MinEvidence float64
+	// NoAllow looks up the fingerprints that the index's allow set holds too.
+	NoAllow bool
 }
 
 // A Range is a stretch of a text: tokens [Start, End), their lines and bytes.
@@ -65,6 +79,7 @@ type Matcher struct {
 	ix   *Index
 	opts MatchOptions
 	k    int
+	tab  *table
 
 	toks  []fingerprint.Token
 	q     checkSeq // check values of the query's tokens
@@ -72,8 +87,9 @@ type Matcher struct {
 	spans []*span
 	last  map[uint64]*span // the latest span of each document and alignment
 	open  []*span          // spans that reach the last known token and may grow
-	// Common counts fingerprints ignored for having more than MaxPostings postings.
-	Common int
+	// Common counts fingerprints ignored for having more than MaxPostings postings,
+	// Allowed those ignored for being in the index's allow set.
+	Common, Allowed int
 }
 
 // span is a run of tokens shared exactly by the query and a document.
@@ -81,15 +97,24 @@ type span struct {
 	doc    int
 	qa, qb int // query tokens [qa, qb)
 	sa     int // first source token; the run is as long on both sides
+	// In rename-robust mode, the renaming the run implies: query identifier to
+	// source identifier and back, by check value.
+	q2s, s2q map[uint16]uint16
 }
 
 func (s *span) sb() int { return s.sa + s.qb - s.qa }
 
 // NewMatcher returns a matcher for one text.
 func (ix *Index) NewMatcher(opts MatchOptions) *Matcher {
-	p := ix.Params()
+	p, tab := ix.Params(), &ix.exact
+	if opts.Rename {
+		p, tab = fingerprint.Params{K: ix.Manifest.RenameK, W: ix.Manifest.RenameW}, &ix.rename
+	}
 	if opts.MinTokens <= 0 {
 		opts.MinTokens = p.Threshold()
+	}
+	if opts.MinEvidence == 0 {
+		opts.MinEvidence = 0.2
 	}
 	if opts.MaxPostings == 0 {
 		opts.MaxPostings = 100
@@ -97,7 +122,17 @@ func (ix *Index) NewMatcher(opts MatchOptions) *Matcher {
 	if opts.MaxGap <= 0 {
 		opts.MaxGap = 12
 	}
-	return &Matcher{ix: ix, opts: opts, k: p.K, last: map[uint64]*span{}}
+	return &Matcher{ix: ix, opts: opts, k: p.K, tab: tab, last: map[uint64]*span{}}
+}
+
+// Feed updates the matcher from a stream: its tokens, and its exact or its
+// rename-robust fingerprints as the matcher's mode wants.
+func (m *Matcher) Feed(s *fingerprint.Stream) {
+	if m.opts.Rename {
+		m.Update(s.Tokens, s.Renamed)
+		return
+	}
+	m.Update(s.Tokens, s.Fingerprints)
 }
 
 // Update takes the text's tokens and fingerprints so far; both must extend what the
@@ -120,13 +155,38 @@ func (m *Matcher) Update(toks []fingerprint.Token, fps []fingerprint.Fingerprint
 	m.nfp = len(fps)
 }
 
+// same reports whether query token i and token j of the source doc (whose check
+// values are src) are the same token. In rename-robust mode two identifiers are the
+// same if s's renaming maps one onto the other, and then it does from now on.
+func (m *Matcher) same(s *span, src checkSeq, i, j int) bool {
+	qc, sc := m.q.at(i), src.at(j)
+	if !m.opts.Rename {
+		return qc == sc
+	}
+	qi, si := m.toks[i].Kind == fingerprint.Ident, m.ix.isIdent(s.doc, j)
+	if qi != si {
+		return false
+	}
+	if !qi {
+		return qc == sc
+	}
+	if to, ok := s.q2s[qc]; ok {
+		return to == sc
+	}
+	if from, ok := s.s2q[sc]; ok {
+		return from == qc
+	}
+	s.q2s[qc], s.s2q[sc] = sc, qc
+	return true
+}
+
 // extend grows s to the right as far as the query and source agree and reports
 // whether it reaches the last known token (so it may grow further).
 func (m *Matcher) extend(s *span) bool {
 	src := m.ix.checks(s.doc)
 	sb := s.sb()
 	nq, ns := m.q.len(), src.len()
-	for s.qb < nq && sb < ns && m.q.at(s.qb) == src.at(sb) {
+	for s.qb < nq && sb < ns && m.same(s, src, s.qb, sb) {
 		s.qb++
 		sb++
 	}
@@ -136,24 +196,37 @@ func (m *Matcher) extend(s *span) bool {
 // add looks up one fingerprint of the query and starts a span for each posting that
 // no span covers yet.
 func (m *Matcher) add(f fingerprint.Fingerprint) {
-	lo, hi := m.ix.lookup(f.Hash)
-	if m.opts.MaxPostings > 0 && hi-lo > m.opts.MaxPostings {
+	if !m.opts.NoAllow && m.ix.allow.has(f.Hash, m.opts.Rename) {
+		m.Allowed++
+		return
+	}
+	refs := m.tab.lookup(f.Hash)
+	if m.opts.MaxPostings > 0 && len(refs) > m.opts.MaxPostings {
 		m.Common++
 		return
 	}
 	qpos := int(f.Pos)
-	for _, ref := range m.ix.refs[lo:hi] {
+	for _, ref := range refs {
 		doc, spos := int(ref>>32), int(uint32(ref))
 		key := uint64(doc)<<32 | uint64(uint32(int32(spos-qpos)))
 		if s := m.last[key]; s != nil && s.qa <= qpos && qpos+m.k <= s.qb {
 			continue
 		}
 		src := m.ix.checks(doc)
-		if spos+m.k > src.len() || qpos+m.k > m.q.len() || string(src[2*spos:2*(spos+m.k)]) != string(m.q[2*qpos:2*(qpos+m.k)]) {
-			continue // a hash collision
+		if spos+m.k > src.len() || qpos+m.k > m.q.len() {
+			continue // a corrupt posting
 		}
-		s := &span{doc: doc, qa: qpos, qb: qpos + m.k, sa: spos}
-		for s.qa > 0 && s.sa > 0 && m.q.at(s.qa-1) == src.at(s.sa-1) {
+		s := &span{doc: doc, qa: qpos, qb: qpos, sa: spos}
+		if m.opts.Rename {
+			s.q2s, s.s2q = map[uint16]uint16{}, map[uint16]uint16{}
+		}
+		for s.qb < qpos+m.k && m.same(s, src, s.qb, s.sa+s.qb-s.qa) {
+			s.qb++
+		}
+		if s.qb < qpos+m.k {
+			continue // a hash collision, or an inconsistent renaming
+		}
+		for s.qa > 0 && s.sa > 0 && m.same(s, src, s.qa-1, s.sa-1) {
 			s.qa--
 			s.sa--
 		}
@@ -163,6 +236,24 @@ func (m *Matcher) add(f fingerprint.Fingerprint) {
 			m.open = append(m.open, s)
 		}
 	}
+}
+
+// evidence counts the tokens of query tokens [a, b) that show expression:
+// identifiers, keywords, words of string literals.
+func (m *Matcher) evidence(a, b int) int {
+	n := 0
+	for _, t := range m.toks[a:b] {
+		switch t.Kind {
+		case fingerprint.Ident, fingerprint.Keyword, fingerprint.String:
+			n++
+		}
+	}
+	return n
+}
+
+// enough reports whether e tokens of evidence among n tokens are enough.
+func (m *Matcher) enough(e, n int) bool {
+	return m.opts.MinEvidence < 0 || float64(e) >= m.opts.MinEvidence*float64(n)
 }
 
 // A Run is a stretch of the query that an indexed document holds exactly.
@@ -179,7 +270,7 @@ type Run struct {
 func (m *Matcher) Runs(min int) []Run {
 	var out []Run
 	for _, s := range m.spans {
-		if s.qb-s.qa >= min {
+		if n := s.qb - s.qa; n >= min && m.enough(m.evidence(s.qa, s.qb), n) {
 			out = append(out, Run{Doc: s.doc, Start: s.qa, End: s.qb, SrcStart: s.sa})
 		}
 	}
@@ -199,6 +290,7 @@ func (m *Matcher) Matches() []Match {
 		g := Match{Doc: spans[i].doc, Runs: 1}
 		first, last := spans[i], spans[i]
 		g.Tokens = last.qb - last.qa
+		evidence := m.evidence(last.qa, last.qb)
 		j := i + 1
 		for ; j < len(spans) && spans[j].doc == g.Doc; j++ {
 			s := spans[j]
@@ -209,11 +301,12 @@ func (m *Matcher) Matches() []Match {
 				break
 			}
 			g.Tokens += s.qb - s.qa
+			evidence += m.evidence(s.qa, s.qb)
 			g.Runs++
 			last = s
 		}
 		i = j
-		if g.Tokens < m.opts.MinTokens {
+		if g.Tokens < m.opts.MinTokens || !m.enough(evidence, g.Tokens) {
 			continue
 		}
 		g.Query = m.queryRange(first.qa, last.qb)
@@ -258,8 +351,20 @@ func (m *Matcher) queryRange(a, b int) Range {
 
 // Scan fingerprints a whole text and returns its matches.
 func (ix *Index) Scan(l fingerprint.Lang, text []byte, opts MatchOptions) []Match {
-	toks, fps := fingerprint.Fingerprints(ix.Params(), l, text)
 	m := ix.NewMatcher(opts)
-	m.Update(toks, fps)
+	m.Feed(ix.Fingerprint(l, text, opts.Rename))
 	return m.Matches()
+}
+
+// Fingerprint tokenizes and fingerprints a whole text with the index's parameters,
+// and its rename-robust ones too when rename is set (and the index has them).
+func (ix *Index) Fingerprint(l fingerprint.Lang, text []byte, rename bool) *fingerprint.Stream {
+	s := fingerprint.NewStream(ix.Params(), l)
+	if rp, ok := ix.RenameParams(); ok && rename {
+		s.EnableRename(rp)
+	}
+	s.Tokens = make([]fingerprint.Token, 0, len(text)/5+16)
+	s.Write(text)
+	s.Close()
+	return s
 }

@@ -22,6 +22,9 @@ const (
 	secFPLine = "fp.line"
 	secTokens = "tokens"
 	secLines  = "lines"
+	secIdents = "idents"
+	// The rename-robust postings, in the same layout as fp.*, prefixed "r".
+	renamePrefix = "r"
 )
 
 // ShardMeta is the "meta" section of a shard.
@@ -34,9 +37,15 @@ type ShardMeta struct {
 	Postings  int    `json:"postings"`
 	Tokens    int64  `json:"tokens"`
 	Build     string `json:"build"`
+	// RK and RW are the rename-robust parameters, 0 when the shard has none.
+	RK      int `json:"rk,omitempty"`
+	RW      int `json:"rw,omitempty"`
+	Renamed int `json:"renamed,omitempty"` // rename-robust postings
 }
 
 func (m ShardMeta) params() fingerprint.Params { return fingerprint.Params{K: m.K, W: m.W} }
+
+func (m ShardMeta) renameParams() fingerprint.Params { return fingerprint.Params{K: m.RK, W: m.RW} }
 
 // A Repo is a repository: a folder with a license of its own.
 type Repo struct {
@@ -56,6 +65,7 @@ type shardDoc struct {
 	size                int64
 	ntok, tokOff        int
 	linesOff, linesLen  int
+	identsOff           int // in the idents section, when there is one
 }
 
 // writeShard serialises docs, whose Repo fields index repos, as one shard.
@@ -64,15 +74,10 @@ func writeShard(w io.Writer, meta ShardMeta, repos []Repo, docs []*Doc) error {
 	if err != nil {
 		return err
 	}
-	type post struct {
-		hash     uint64
-		doc, pos uint32
-		line     uint32
-	}
-	var posts []post
-	var tokens, lines, dt []byte
+	var tokens, lines, idents, dt []byte
 	dt = binary.AppendUvarint(dt, uint64(len(docs)))
-	for i, d := range docs {
+	renamed := false
+	for _, d := range docs {
 		dt = binary.AppendUvarint(dt, uint64(d.Repo))
 		dt = appendStr(dt, d.Path)
 		dt = appendStr(dt, d.License)
@@ -85,21 +90,19 @@ func writeShard(w io.Writer, meta ShardMeta, repos []Repo, docs []*Doc) error {
 		dt = binary.AppendUvarint(dt, uint64(len(d.Lines)))
 		tokens = append(tokens, d.Checks...)
 		lines = append(lines, d.Lines...)
-		for _, p := range d.Postings {
-			posts = append(posts, post{p.Hash, uint32(i), p.Pos, p.Line})
-		}
+		idents = append(idents, d.Idents...)
+		renamed = renamed || d.Idents != nil
 	}
-	slices.SortFunc(posts, func(a, b post) int {
-		if c := cmp.Compare(a.hash, b.hash); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.doc, b.doc); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.pos, b.pos)
-	})
+	fp := encodePostings(docs, func(d *Doc) []Posting { return d.Postings })
+	var rfp postingColumns
+	if renamed {
+		rfp = encodePostings(docs, func(d *Doc) []Posting { return d.Renamed })
+		meta.Renamed = rfp.n
+	} else {
+		meta.RK, meta.RW = 0, 0
+	}
 	meta.Format = FormatVersion
-	meta.Docs, meta.Postings, meta.Tokens = len(docs), len(posts), int64(len(tokens)/2)
+	meta.Docs, meta.Postings, meta.Tokens = len(docs), fp.n, int64(len(tokens)/2)
 	mj, err := json.Marshal(meta)
 	if err != nil {
 		return err
@@ -112,35 +115,72 @@ func writeShard(w io.Writer, meta ShardMeta, repos []Repo, docs []*Doc) error {
 		}
 		rt = binary.AppendUvarint(rt, uint64(r.Confidence*1000+0.5))
 	}
-	var hs, ds, ps, ls []byte
-	var prev uint64
-	for _, p := range posts {
-		hs = binary.AppendUvarint(hs, p.hash-prev)
-		prev = p.hash
-		ds = binary.AppendUvarint(ds, uint64(p.doc))
-		ps = binary.AppendUvarint(ps, uint64(p.pos))
-		ls = binary.AppendUvarint(ls, uint64(p.line))
-	}
-	for _, s := range []struct {
+	type sec struct {
 		tag   string
 		codec uint8
 		data  []byte
-	}{
+	}
+	secs := []sec{
 		{secMeta, codecRaw, mj},
 		{secRepos, codecZstd, rt},
 		{secDocs, codecZstd, dt},
-		{secFPHash, codecZstd, hs},
-		{secFPDoc, codecZstd, ds},
-		{secFPPos, codecZstd, ps},
-		{secFPLine, codecZstd, ls},
+		{secFPHash, codecZstd, fp.hash},
+		{secFPDoc, codecZstd, fp.doc},
+		{secFPPos, codecZstd, fp.pos},
+		{secFPLine, codecZstd, fp.line},
 		{secTokens, codecRaw, tokens},
 		{secLines, codecRaw, lines},
-	} {
+	}
+	if renamed {
+		secs = append(secs,
+			sec{secIdents, codecRaw, idents},
+			sec{renamePrefix + secFPHash, codecZstd, rfp.hash},
+			sec{renamePrefix + secFPDoc, codecZstd, rfp.doc},
+			sec{renamePrefix + secFPPos, codecZstd, rfp.pos},
+			sec{renamePrefix + secFPLine, codecZstd, rfp.line})
+	}
+	for _, s := range secs {
 		if err := cw.add(s.tag, s.codec, s.data); err != nil {
 			return err
 		}
 	}
 	return cw.close()
+}
+
+// postingColumns are the encoded columns of a shard's postings.
+type postingColumns struct {
+	hash, doc, pos, line []byte
+	n                    int
+}
+
+// encodePostings sorts the postings that get returns for each document by (hash,
+// document, position) and encodes them as columns.
+func encodePostings(docs []*Doc, get func(*Doc) []Posting) postingColumns {
+	type post struct {
+		hash     uint64
+		doc, pos uint32
+		line     uint32
+	}
+	var posts []post
+	for i, d := range docs {
+		for _, p := range get(d) {
+			posts = append(posts, post{p.Hash, uint32(i), p.Pos, p.Line})
+		}
+	}
+	slices.SortFunc(posts, func(a, b post) int {
+		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.doc, b.doc), cmp.Compare(a.pos, b.pos))
+	})
+	var c postingColumns
+	var prev uint64
+	for _, p := range posts {
+		c.hash = binary.AppendUvarint(c.hash, p.hash-prev)
+		prev = p.hash
+		c.doc = binary.AppendUvarint(c.doc, uint64(p.doc))
+		c.pos = binary.AppendUvarint(c.pos, uint64(p.pos))
+		c.line = binary.AppendUvarint(c.line, uint64(p.line))
+	}
+	c.n = len(posts)
+	return c
 }
 
 // shard is an open shard file.
@@ -152,6 +192,7 @@ type shard struct {
 	docs   []shardDoc
 	tokens []byte // check values of every document, back to back
 	lines  []byte // line tables of every document, back to back
+	idents []byte // identifier bits of every document, back to back; nil without rename
 }
 
 // parseShard reads a shard held in data, which it keeps: the raw sections are used
@@ -186,7 +227,28 @@ func parseShard(name string, data []byte, verify bool) (*shard, error) {
 	if err := s.readDocs(); err != nil {
 		return nil, err
 	}
+	if s.meta.RK > 0 {
+		if err := s.readIdents(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+func (s *shard) readIdents() error {
+	var err error
+	if s.idents, err = s.c.section(secIdents); err != nil {
+		return err
+	}
+	off := 0
+	for i := range s.docs {
+		s.docs[i].identsOff = off
+		off += (s.docs[i].ntok + 7) / 8
+	}
+	if off != len(s.idents) {
+		return corruptf("idents: %d bytes for documents that need %d", len(s.idents), off)
+	}
+	return nil
 }
 
 func (s *shard) readRepos() error {
@@ -246,7 +308,16 @@ func (s *shard) readDocs() error {
 // postings decodes the shard's postings: hashes ascending, with document, token
 // position and line of each.
 func (s *shard) postings(withLines bool) (hashes []uint64, docs, pos, lines []uint32, err error) {
-	n := s.meta.Postings
+	return s.postingsOf("", s.meta.Postings, withLines)
+}
+
+// renamedPostings decodes the shard's rename-robust postings.
+func (s *shard) renamedPostings() (hashes []uint64, docs, pos []uint32, err error) {
+	hashes, docs, pos, _, err = s.postingsOf(renamePrefix, s.meta.Renamed, false)
+	return
+}
+
+func (s *shard) postingsOf(prefix string, n int, withLines bool) (hashes []uint64, docs, pos, lines []uint32, err error) {
 	col := func(tag string) ([]uint32, error) {
 		b, err := s.c.section(tag)
 		if err != nil {
@@ -266,31 +337,31 @@ func (s *shard) postings(withLines bool) (hashes []uint64, docs, pos, lines []ui
 		}
 		return out, nil
 	}
-	b, err := s.c.section(secFPHash)
+	b, err := s.c.section(prefix + secFPHash)
 	if err != nil {
 		return
 	}
 	if n < 0 || n > len(b) {
-		return nil, nil, nil, nil, corruptf("%s: %d postings in %d bytes", secFPHash, n, len(b))
+		return nil, nil, nil, nil, corruptf("%s: %d postings in %d bytes", prefix+secFPHash, n, len(b))
 	}
 	hashes = make([]uint64, n)
 	var h uint64
 	for i := range hashes {
 		d, k := binary.Uvarint(b)
 		if k <= 0 || h+d < h {
-			return nil, nil, nil, nil, corruptf("%s: entry %d of %d is bad", secFPHash, i, n)
+			return nil, nil, nil, nil, corruptf("%s: entry %d of %d is bad", prefix+secFPHash, i, n)
 		}
 		h += d
 		hashes[i] = h
 		b = b[k:]
 	}
 	if len(b) != 0 {
-		return nil, nil, nil, nil, corruptf("%s: %d trailing bytes", secFPHash, len(b))
+		return nil, nil, nil, nil, corruptf("%s: %d trailing bytes", prefix+secFPHash, len(b))
 	}
-	if docs, err = col(secFPDoc); err != nil {
+	if docs, err = col(prefix + secFPDoc); err != nil {
 		return
 	}
-	if pos, err = col(secFPPos); err != nil {
+	if pos, err = col(prefix + secFPPos); err != nil {
 		return
 	}
 	for i, d := range docs {
@@ -299,7 +370,7 @@ func (s *shard) postings(withLines bool) (hashes []uint64, docs, pos, lines []ui
 		}
 	}
 	if withLines {
-		lines, err = col(secFPLine)
+		lines, err = col(prefix + secFPLine)
 	}
 	return
 }
@@ -318,6 +389,15 @@ func (s *shard) check() error {
 	}
 	if !slices.IsSorted(hashes) {
 		return corruptf("fingerprints are not sorted")
+	}
+	if s.meta.RK > 0 {
+		rh, _, _, err := s.renamedPostings()
+		if err != nil {
+			return err
+		}
+		if !slices.IsSorted(rh) {
+			return corruptf("rename-robust fingerprints are not sorted")
+		}
 	}
 	return nil
 }

@@ -33,6 +33,13 @@ func runBuild(args []string) int {
 	fs.IntVar(&opts.Params.K, "k", fingerprint.DefaultParams.K, "tokens per k-gram")
 	fs.IntVar(&opts.Params.W, "w", fingerprint.DefaultParams.W, "k-grams per winnowing window")
 	fs.IntVar(&opts.Workers, "workers", 0, "fingerprinting goroutines (default: one per core)")
+	rename := fs.Bool("rename", false, "also store rename-robust fingerprints, for `scan --rename`")
+	fs.IntVar(&opts.Rename.K, "rename-k", fingerprint.DefaultRenameParams.K, "tokens per k-gram of the rename-robust fingerprints")
+	fs.IntVar(&opts.Rename.W, "rename-w", fingerprint.DefaultRenameParams.W, "k-grams per window of the rename-robust fingerprints")
+	fs.Func("allow", "a `SOURCE` of permissive reference code whose fingerprints are boilerplate, not evidence (repeatable)", func(s string) error {
+		opts.Allow = append(opts.Allow, s)
+		return nil
+	})
 	fs.IntVar(&opts.Index.MaxShardPostings, "shard-postings", 8<<20, "postings per shard, at most")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	opts.Walk.Flags(fs)
@@ -44,6 +51,9 @@ func runBuild(args []string) int {
 	if opts.Out == "" || fs.NArg() == 0 {
 		fs.Usage()
 		return 2
+	}
+	if !*rename {
+		opts.Rename = fingerprint.Params{}
 	}
 	opts.Policy = pol
 	interactive := term.IsTerminal(int(os.Stderr.Fd())) && !*quiet
@@ -168,6 +178,16 @@ func printSummary(w io.Writer, dir string, s *build.Summary) {
 	fmt.Fprintf(w, "  read:        %d files, %.1f MB of source\n", s.Files, float64(s.Bytes)/1e6)
 	fmt.Fprintf(w, "  indexed:     %d documents, %.1f MB, %d tokens\n", t.Docs, float64(t.Bytes)/1e6, t.Tokens)
 	fmt.Fprintf(w, "  fingerprints: %d (k=%d w=%d: every shared run of %d tokens is found)\n", t.Postings, m.K, m.W, m.K+m.W-1)
+	if rp, ok := m.RenameParams(); ok {
+		n := 0
+		for _, s := range m.Shards {
+			n += s.Renamed
+		}
+		fmt.Fprintf(w, "  rename-robust: %d (%v)\n", n, rp)
+	}
+	if a := m.Allow; a != nil {
+		fmt.Fprintf(w, "  allow set:   %d fingerprints of %s\n", a.Fingerprints, strings.Join(a.Sources, ", "))
+	}
 	fmt.Fprintf(w, "  on disk:     %.1f MB in %d shards (%.1f bytes per fingerprint)\n", float64(t.Disk)/1e6, len(m.Shards),
 		float64(t.Disk)/float64(max(t.Postings, 1)))
 	fmt.Fprintf(w, "  licenses of files read:\n")

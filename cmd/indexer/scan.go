@@ -52,6 +52,8 @@ func runScan(args []string) int {
 	var mo index.MatchOptions
 	fs.IntVar(&mo.MinTokens, "min-tokens", 0, "report matches of at least this many tokens (default: the index's guarantee threshold)")
 	fs.IntVar(&mo.MaxPostings, "max-postings", 0, "ignore fingerprints found in more places than this (default 100; -1: no limit)")
+	fs.BoolVar(&mo.Rename, "rename", false, "match rename-robustly: code with its identifiers renamed (needs an index built with --rename)")
+	fs.BoolVar(&mo.NoAllow, "no-allow", false, "count fingerprints of the index's allow set as evidence too")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return 2
 	}
@@ -72,6 +74,9 @@ func runScan(args []string) int {
 		return fail("%v", err)
 	}
 	defer ix.Close()
+	if _, ok := ix.RenameParams(); mo.Rename && !ok {
+		return fail("%s has no rename-robust fingerprints: rebuild it with --rename", *dir)
+	}
 	if mo.MinTokens > 0 && mo.MinTokens < ix.Params().Threshold() {
 		fmt.Fprintf(os.Stderr, "indexer: note: matches shorter than %d tokens are found only by chance (the index guarantees t=%d)\n",
 			ix.Params().Threshold(), ix.Params().Threshold())
@@ -96,11 +101,11 @@ func runScan(args []string) int {
 		} else if fl, ok := fingerprint.LangForPath(name); ok && name != "-" {
 			l = fl
 		}
-		toks, fps := fingerprint.Fingerprints(ix.Params(), l, text)
+		s := ix.Fingerprint(l, text, mo.Rename)
 		m := ix.NewMatcher(mo)
-		m.Update(toks, fps)
+		m.Feed(s)
 		for _, x := range m.Matches() {
-			rep.Matches = append(rep.Matches, toScanMatch(name, len(toks), &x))
+			rep.Matches = append(rep.Matches, toScanMatch(name, len(s.Tokens), &x))
 		}
 	}
 	if *format == "json" {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"cleanroom/index"
@@ -38,6 +39,16 @@ func runStats(args []string) int {
 		m.K, m.W, m.K+m.W-1, m.Tokenizer, m.Format)
 	fmt.Printf("  documents:     %d (%.1f MB of source, %d tokens)\n", t.Docs, float64(t.Bytes)/1e6, t.Tokens)
 	fmt.Printf("  fingerprints:  %d\n", t.Postings)
+	if rp, ok := m.RenameParams(); ok {
+		n := 0
+		for _, s := range m.Shards {
+			n += s.Renamed
+		}
+		fmt.Printf("  rename-robust: %d fingerprints, k=%d w=%d (guarantee: %d tokens)\n", n, rp.K, rp.W, rp.Threshold())
+	}
+	if a := m.Allow; a != nil {
+		fmt.Printf("  allow set:     %d fingerprints of %s\n", a.Fingerprints, strings.Join(a.Sources, ", "))
+	}
 	fmt.Printf("  shards:        %d, %.1f MB on disk (%.1f bytes per fingerprint, %.2f per token)\n", len(m.Shards),
 		float64(t.Disk)/1e6, float64(t.Disk)/float64(max(t.Postings, 1)), float64(t.Disk)/float64(max(t.Tokens, 1)))
 	fmt.Printf("  repositories:  %d\n", len(m.Repos))

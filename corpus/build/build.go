@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,11 @@ import (
 type Options struct {
 	Out     string             // index directory
 	Params  fingerprint.Params // default fingerprint.DefaultParams
+	// Rename are the parameters of rename-robust fingerprints; zero for none.
+	Rename fingerprint.Params
+	// Allow are sources of permissive reference code (NAME=PATH or PATH): their
+	// fingerprints make the index's allow set, boilerplate not to count as evidence.
+	Allow []string
 	Workers int                // fingerprinting goroutines; default GOMAXPROCS
 	Walk    corpus.Options
 	Policy  *corpus.Policy // default corpus.DefaultPolicy()
@@ -63,6 +69,7 @@ type Progress struct {
 type Builder struct {
 	opts    Options
 	sources []*corpus.Source
+	allow   []*corpus.Source
 	cur     atomic.Int32
 	files   atomic.Int64
 	bytes   atomic.Int64
@@ -77,6 +84,11 @@ func New(opts Options, specs []string) (*Builder, error) {
 	}
 	if err := opts.Params.Validate(); err != nil {
 		return nil, err
+	}
+	if opts.Rename != (fingerprint.Params{}) {
+		if err := opts.Rename.Validate(); err != nil {
+			return nil, fmt.Errorf("rename-robust parameters: %w", err)
+		}
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -98,6 +110,13 @@ func New(opts Options, specs []string) (*Builder, error) {
 		}
 		b.sources = append(b.sources, src)
 	}
+	for _, spec := range opts.Allow {
+		src, err := corpus.OpenSource(spec)
+		if err != nil {
+			return nil, fmt.Errorf("allow source: %w", err)
+		}
+		b.allow = append(b.allow, src)
+	}
 	return b, nil
 }
 
@@ -106,7 +125,7 @@ func (b *Builder) Progress() Progress {
 	p := Progress{Files: b.files.Load(), Bytes: b.bytes.Load(), Elapsed: time.Since(b.started)}
 	cur := int(b.cur.Load())
 	p.SourceDone = cur
-	for i, s := range b.sources {
+	for i, s := range slices.Concat(b.sources, b.allow) {
 		sz := s.Size()
 		p.Total += sz
 		switch {
@@ -124,7 +143,7 @@ func (b *Builder) Progress() Progress {
 // is left as it was.
 func (b *Builder) Run(ctx context.Context) (*Summary, error) {
 	iopts := b.opts.Index
-	iopts.Params = b.opts.Params
+	iopts.Params, iopts.Rename = b.opts.Params, b.opts.Rename
 	ib, err := index.NewBuilder(b.opts.Out, iopts)
 	if err != nil {
 		return nil, err
@@ -141,7 +160,14 @@ func (b *Builder) Run(ctx context.Context) (*Summary, error) {
 		}
 		infos = append(infos, info)
 	}
-	b.cur.Store(int32(len(b.sources)))
+	for i, src := range b.allow {
+		b.cur.Store(int32(len(b.sources) + i))
+		if err := b.allowSource(ctx, ib, src); err != nil {
+			ib.Abort()
+			return nil, fmt.Errorf("allow source %s: %w", src.Path, err)
+		}
+	}
+	b.cur.Store(int32(len(b.sources) + len(b.allow)))
 	policy, _ := json.Marshal(b.opts.Policy.String())
 	m, err := ib.Finish(&index.Manifest{Sources: infos, Policy: policy})
 	if err != nil {
@@ -158,22 +184,33 @@ type fileResult struct {
 	size int
 }
 
-// source builds one source: walk and fingerprint into a spool, then decide.
-func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Source, sum *Summary) (index.SourceInfo, error) {
-	log := b.opts.Log.With("source", src.Name)
-	log.Info("reading", "path", src.Path, "kind", src.Kind, "version", src.Version)
-	info := index.SourceInfo{Name: src.Name, Path: src.Path, Kind: src.Kind, Version: src.Version,
-		Excluded: map[string]int64{}}
-	sp, err := newSpool(b.opts.Out)
+// allowSource fingerprints a permissive reference source into the allow set: every
+// file, whatever its license.
+func (b *Builder) allowSource(ctx context.Context, ib *index.Builder, src *corpus.Source) error {
+	b.opts.Log.Info("reading allow source", "source", src.Name, "path", src.Path)
+	var exact, renamed []uint64
+	err := b.fingerprintAll(ctx, src, nil, nil, func(r fileResult) error {
+		for _, p := range r.doc.Postings {
+			exact = append(exact, p.Hash)
+		}
+		for _, p := range r.doc.Renamed {
+			renamed = append(renamed, p.Hash)
+		}
+		return nil
+	})
 	if err != nil {
-		return info, err
+		return err
 	}
-	defer sp.remove()
+	ib.AddAllow(src.Name, exact, renamed)
+	return nil
+}
 
+// fingerprintAll walks a source and fingerprints its files on every core, handing
+// each result to handle in walk order (a build is reproducible), from one goroutine.
+func (b *Builder) fingerprintAll(ctx context.Context, src *corpus.Source, repos *corpus.Repos, stats *corpus.Stats,
+	handle func(fileResult) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	repos := corpus.NewRepos(src)
-	stats := &corpus.Stats{}
 	type job struct {
 		seq int
 		f   *corpus.File
@@ -186,12 +223,14 @@ func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Sou
 		go func() {
 			defer wg.Done()
 			s := fingerprint.NewStream(b.opts.Params, fingerprint.Text)
+			if b.opts.Rename != (fingerprint.Params{}) {
+				s.EnableRename(b.opts.Rename)
+			}
 			for j := range jobs {
-				results <- fingerprintFile(s, j.seq, j.f)
+				results <- fingerprintFile(s, b.opts.Rename.K > 0, j.seq, j.f)
 			}
 		}()
 	}
-	// Collect results in walk order, so that a build is reproducible.
 	collected := make(chan error, 1)
 	go func() {
 		pending := map[int]fileResult{}
@@ -207,7 +246,9 @@ func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Sou
 				delete(pending, next)
 				next++
 				if err == nil {
-					err = sp.add(r.doc)
+					if err = handle(r); err != nil {
+						cancel()
+					}
 				}
 				b.files.Add(1)
 				b.bytes.Add(int64(r.size))
@@ -229,10 +270,26 @@ func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Sou
 	wg.Wait()
 	close(results)
 	if err := <-collected; err != nil {
+		return err
+	}
+	return walkErr
+}
+
+// source builds one source: walk and fingerprint into a spool, then decide.
+func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Source, sum *Summary) (index.SourceInfo, error) {
+	log := b.opts.Log.With("source", src.Name)
+	log.Info("reading", "path", src.Path, "kind", src.Kind, "version", src.Version)
+	info := index.SourceInfo{Name: src.Name, Path: src.Path, Kind: src.Kind, Version: src.Version,
+		Excluded: map[string]int64{}}
+	sp, err := newSpool(b.opts.Out)
+	if err != nil {
 		return info, err
 	}
-	if walkErr != nil {
-		return info, walkErr
+	defer sp.remove()
+	repos := corpus.NewRepos(src)
+	stats := &corpus.Stats{}
+	if err := b.fingerprintAll(ctx, src, repos, stats, func(r fileResult) error { return sp.add(r.doc) }); err != nil {
+		return info, err
 	}
 	if err := repos.Detect(); err != nil {
 		return info, err
@@ -292,11 +349,14 @@ func licenseKey(expr string) string {
 }
 
 // fingerprintFile tokenizes and fingerprints one file and reads its own license.
-func fingerprintFile(s *fingerprint.Stream, seq int, f *corpus.File) fileResult {
+func fingerprintFile(s *fingerprint.Stream, rename bool, seq int, f *corpus.File) fileResult {
 	s.Reset(f.Lang)
 	s.Write(f.Data)
 	s.Close()
 	d := index.NewDoc(s.Tokens, s.Fingerprints)
+	if rename {
+		d.AddRenamed(s.Tokens, s.Renamed)
+	}
 	d.Path, d.Lang, d.Size = f.Path, f.Lang.String(), int64(len(f.Data))
 	d.License, d.LicenseFrom = corpus.FileLicense(f.Data)
 	return fileResult{seq: seq, doc: d, size: len(f.Data)}
