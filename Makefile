@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TEST_PKGS := emacs-el linux-source-6.1 xz-utils prometheus
 DEMO_PKGS := $(TEST_PKGS) glibc-source
 
-.PHONY: all build test deps demo-deps demo bench vet clean
+.PHONY: all build test deps demo-deps demo bench eval vet clean
 
 all: build
 
@@ -90,6 +90,13 @@ demo: demo-deps build
 		-d '{"model":"demo","messages":[{"role":"user","content":"#upstream: {\"content\":\"Use migrate_disable() around the section.\"}"}]}'; \
 	echo; echo "-- The audit log:"; cat $(OUT)/demo/audit.jsonl; \
 	echo; echo "-- Metrics:"; curl -s http://$(DEMO_PX)/metrics | grep -E '^cleanroom_(requests|matches)_total'
+
+# eval measures detection on real corpora (recall under edits, false alarms, leaks
+# through the proxy) and writes docs/EVAL.md; see cmd/eval.
+eval: demo-deps
+	@if [ cmd/eval/npm/package-lock.json -nt cmd/eval/npm/node_modules/.package-lock.json ]; then \
+		echo "npm ci in cmd/eval/npm"; npm ci --prefix cmd/eval/npm --no-audit --no-fund --loglevel=error >/dev/null; fi
+	$(GO) run ./cmd/eval --write docs/EVAL.md
 
 clean:
 	rm -rf $(BIN) $(OUT)

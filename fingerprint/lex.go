@@ -15,7 +15,7 @@ const (
 	Ident Kind = iota + 1
 	Keyword
 	Number
-	String
+	String // a word inside a string literal
 	Punct
 )
 
@@ -42,6 +42,8 @@ type Token struct {
 	End  int    // byte offset just past its last byte
 	Line int32  // 1-based line of its first byte
 	Kind Kind
+	// InLit is set for the tokens inside a string literal (not its quotes).
+	InLit bool
 }
 
 // maxInline is how much of a token the lexer keeps as text; longer tokens (string
@@ -362,15 +364,18 @@ func (lx *lexer) openString(buf []byte, atEOF bool) int {
 	return n
 }
 
-// quoteHash is the hash of every string delimiter: "abc", 'abc' and """abc""" are
-// the same string to a model that reformats code (as Black turns ' into ").
+// quoteHash is the hash of every string delimiter, and of every quote inside a
+// literal: "abc", 'abc' and """abc""" are the same string to a model that reformats
+// code (as Black turns ' into "), and a passage that starts inside a literal reads
+// its quotes the other way round.
 var quoteHash = xxhash.Sum64String(`"`)
 
 // emitQuote emits the n bytes at the next offset as a string delimiter.
 func (lx *lexer) emitQuote(n int) {
 	lx.begin(Punct)
 	lx.emit(n)
-	(*lx.out)[len(*lx.out)-1].Hash = quoteHash
+	q := &(*lx.out)[len(*lx.out)-1]
+	q.Hash, q.InLit = quoteHash, false
 }
 
 // rustQuote decides whether a quote in Rust opens a char literal ('a', '\n', '\u{1F600}')
@@ -471,9 +476,11 @@ func (lx *lexer) scanString(buf []byte, atEOF bool) int {
 			if i > 0 {
 				return i // the token starts at the next call, at its own offset
 			}
+			// Words are String tokens; numbers and punctuation keep their kinds (a
+			// literal of stars or digits is no prose).
 			switch {
 			case cl[c]&cDigit != 0:
-				lx.begin(String)
+				lx.begin(Number)
 				lx.mode = mNumber
 				return lx.scanWord(buf, atEOF)
 			case cl[c]&cStart != 0:
@@ -481,7 +488,14 @@ func (lx *lexer) scanString(buf []byte, atEOF bool) int {
 				lx.mode = mIdent
 				return lx.scanWord(buf, atEOF)
 			}
-			lx.begin(String)
+			if strings.IndexByte(lx.r.quotes, c) >= 0 {
+				// A quote inside a literal is a quote as well: which quotes open and
+				// which close depends on where a passage starts.
+				lx.emitQuote(1)
+				(*lx.out)[len(*lx.out)-1].InLit = true
+				return 1
+			}
+			lx.begin(Punct)
 			lx.emitBytes(buf[:1], 1)
 			return 1
 		}
@@ -571,6 +585,7 @@ func (lx *lexer) emit(n int) {
 			t.Kind = Keyword
 		}
 	}
+	t.InLit = lx.after == mString
 	*lx.out = append(*lx.out, t)
 	lx.mode = lx.after
 	lx.text = lx.text[:0]

@@ -26,7 +26,7 @@ func TestTokenize(t *testing.T) {
 		want string
 	}{
 		{"c comments and strings", C, "/* a */ int x = 1; // b\nchar *s = \"//x\";",
-			`k:int i:x p:= n:1 p:; k:char p:* i:s p:= p:" s:/ s:/ s:x p:" p:;`},
+			`k:int i:x p:= n:1 p:; k:char p:* i:s p:= p:" p:/ p:/ s:x p:" p:;`},
 		{"c char and escapes", C, `c = '\''; s = "a\"b";`,
 			`i:c p:= p:' p:' p:; i:s p:= p:" s:a s:b p:" p:;`},
 		{"c unterminated string ends at newline", C, "x = \"abc\ny = 2;",
@@ -37,14 +37,14 @@ func TestTokenize(t *testing.T) {
 		{"go keywords", Go, "func f() {}", "k:func i:f p:( p:) p:{ p:}"},
 		{"python comments and triple quotes", Python, "def f(): # c\n    \"\"\"doc \"x\"\n\"\"\"\n    return ''",
 			`k:def i:f p:( p:) p:: p:""" s:doc s:x p:""" k:return p:' p:'`},
-		{"python hash in string", Python, `x = "#no"`, `i:x p:= p:" s:# s:no p:"`},
+		{"python hash in string", Python, `x = "#no"`, `i:x p:= p:" p:# s:no p:"`},
 		{"shell hash only at word start", Shell, "echo $# ${#a} # c\nx=1", "i:echo p:$ p:# p:$ p:{ p:# i:a p:} i:x p:= n:1"},
-		{"shell single quotes are raw", Shell, `echo 'a\' b`, `i:echo p:' s:a s:\ p:' i:b`},
+		{"shell single quotes are raw", Shell, `echo 'a\' b`, `i:echo p:' s:a p:\ p:' i:b`},
 		{"rust lifetimes and chars", Rust, "fn f<'a>(x: &'a str) -> char { 'x' }",
 			"k:fn i:f p:< p:' i:a p:> p:( i:x p:: p:& p:' i:a i:str p:) p:- p:> i:char p:{ s:'x' p:}"},
 		{"rust escaped char", Rust, `let c = '\'';`, `k:let i:c p:= s:'\'' p:;`},
 		{"rust nested comments", Rust, "/* a /* b */ c */ x", "i:x"},
-		{"js template and dollar", JavaScript, "const $a = `x ${y}`;", "k:const i:$a p:= p:` s:x s:$ s:{ s:y s:} p:` p:;"},
+		{"js template and dollar", JavaScript, "const $a = `x ${y}`;", "k:const i:$a p:= p:` s:x s:$ p:{ s:y p:} p:` p:;"},
 		{"php comments", PHP, "<?php # a\n$x = 1; // b\n/* c */ echo $x;", "p:< p:? i:php i:$x p:= n:1 p:; k:echo i:$x p:;"},
 		{"emacs lisp", EmacsLisp, "(defun foo-bar (x) ; c\n  \"Doc.\" (1+ x) ?\\( 'y)",
 			`p:( k:defun i:foo-bar p:( i:x p:) p:" s:Doc. p:" p:( n:1+ i:x p:) i:?\( p:' i:y p:)`},
@@ -153,6 +153,30 @@ func TestLangForPath(t *testing.T) {
 	for name, want := range map[string]Lang{"C++": Cpp, "py": Python, "golang": Go, "elisp": EmacsLisp, "sh": Shell} {
 		if l, ok := LangByName(name); !ok || l != want {
 			t.Errorf("LangByName(%q) = %v, %v; want %v", name, l, ok, want)
+		}
+	}
+}
+
+func TestDirective(t *testing.T) {
+	for _, tt := range []struct {
+		lang Lang
+		line string
+		want bool
+	}{
+		{C, "#include <linux/module.h>", true},
+		{C, "#define FOO 1", false},
+		{Go, "import \"fmt\"", true},
+		{Go, "package main", true},
+		{Python, "from os import path", true},
+		{Python, "imports = 3", false},
+		{EmacsLisp, "(require 'cl-lib)", true},
+		{EmacsLisp, "(defun f ())", false},
+		{Rust, "use std::io;", true},
+		{CSharp, "using System;", true},
+		{C, "x = include;", false},
+	} {
+		if got := Directive(Tokenize(tt.lang, []byte(tt.line))); got != tt.want {
+			t.Errorf("Directive(%q) = %v, want %v", tt.line, got, tt.want)
 		}
 	}
 }

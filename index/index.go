@@ -56,6 +56,9 @@ type OpenOptions struct {
 	// SkipChecksums skips checking the whole-file checksums at open; section
 	// structure is always checked. Only for tools that check them otherwise.
 	SkipChecksums bool
+	// SkipRename leaves the rename-robust fingerprints on disk: a reader that only
+	// matches exactly (the proxy) saves their memory.
+	SkipRename bool
 }
 
 // Open opens the index in dir. It checks every shard against the manifest and its
@@ -67,6 +70,7 @@ func Open(dir string, opts OpenOptions) (*Index, error) {
 	}
 	ix := &Index{Manifest: m}
 	_, hasRename := m.RenameParams()
+	loadRename := hasRename && !opts.SkipRename
 	var exact, rename []columns
 	base := 0
 	for i, si := range m.Shards {
@@ -85,7 +89,7 @@ func Open(dir string, opts OpenOptions) (*Index, error) {
 			return nil, fmt.Errorf("index: shard %s: %w", si.File, err)
 		}
 		exact = append(exact, columns{h, offset(d, base), p})
-		if hasRename {
+		if loadRename {
 			h, d, p, err := s.renamedPostings()
 			if err != nil {
 				ix.Close()

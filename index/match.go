@@ -30,10 +30,14 @@ type MatchOptions struct {
 	// (fingerprint.Stream.EnableRename, Feed). MinTokens then defaults to their
 	// threshold, which is longer.
 	Rename bool
-	// MinEvidence is the share of a run's tokens that must be identifiers, keywords
-	// or words of string literals: a run of numbers and punctuation (a table of
-	// constants, an initializer of zeros) is a fact, not expression, and no evidence
-	// of copying. Default 0.2; negative means none.
+	// MinEvidence is the share of a run's tokens that must be evidence of
+	// expression: identifiers and keywords count whole, words of string literals
+	// half (a list of month names is a table), numbers, punctuation and the tokens of
+	// include and import lines not at all. A run of constants, an initializer of
+	// zeros or a list of includes is a fact or boilerplate, not evidence of
+	// copying. A run must also hold at least 4 different identifiers and
+	// keywords: args[0], args[1], ... args[6] is an enumeration, not code anyone
+	// owns. Default 0.2; negative means no evidence rule at all.
 	MinEvidence float64
 	// NoAllow looks up the fingerprints that the index's allow set holds too.
 	NoAllow bool
@@ -83,6 +87,8 @@ type Matcher struct {
 
 	toks  []fingerprint.Token
 	q     checkSeq // check values of the query's tokens
+	dir   []bool   // the query's tokens on include and import lines
+	line0 int      // the first token of the query's last line
 	nfp   int      // fingerprints processed
 	spans []*span
 	last  map[uint64]*span // the latest span of each document and alignment
@@ -105,6 +111,8 @@ type span struct {
 func (s *span) sb() int { return s.sa + s.qb - s.qa }
 
 // NewMatcher returns a matcher for one text.
+//
+// A rename-robust matcher needs an index opened without SkipRename.
 func (ix *Index) NewMatcher(opts MatchOptions) *Matcher {
 	p, tab := ix.Params(), &ix.exact
 	if opts.Rename {
@@ -139,8 +147,16 @@ func (m *Matcher) Feed(s *fingerprint.Stream) {
 // previous call got.
 func (m *Matcher) Update(toks []fingerprint.Token, fps []fingerprint.Fingerprint) {
 	m.toks = toks
-	for _, t := range toks[m.q.len():] {
-		m.q = appendCheck(m.q, t.Hash)
+	for i := m.q.len(); i < len(toks); i++ {
+		m.q = appendCheck(m.q, toks[i].Hash)
+		if i > 0 && toks[i].Line > toks[i-1].Line {
+			m.line0 = i
+		}
+		d := fingerprint.Directive(toks[m.line0:min(i+1, m.line0+2)])
+		m.dir = append(m.dir, d)
+		if d {
+			m.dir[m.line0] = true
+		}
 	}
 	open := m.open[:0]
 	for _, s := range m.open {
@@ -238,22 +254,56 @@ func (m *Matcher) add(f fingerprint.Fingerprint) {
 	}
 }
 
-// evidence counts the tokens of query tokens [a, b) that show expression:
-// identifiers, keywords, words of string literals.
-func (m *Matcher) evidence(a, b int) int {
-	n := 0
-	for _, t := range m.toks[a:b] {
-		switch t.Kind {
-		case fingerprint.Ident, fingerprint.Keyword, fingerprint.String:
-			n++
-		}
-	}
-	return n
+// minDistinct is how many different identifiers and keywords a run must hold.
+const minDistinct = 4
+
+// An evidence tally weighs tokens as evidence of expression (see
+// MatchOptions.MinEvidence).
+type evidence struct {
+	weight   int // in half tokens: identifiers and keywords 2, words of string literals 1
+	distinct map[uint64]struct{}
 }
 
-// enough reports whether e tokens of evidence among n tokens are enough.
-func (m *Matcher) enough(e, n int) bool {
-	return m.opts.MinEvidence < 0 || float64(e) >= m.opts.MinEvidence*float64(n)
+// weigh counts query tokens [a, b), leaving out those of include and import lines.
+func (m *Matcher) weigh(e *evidence, a, b int) {
+	if e.distinct == nil {
+		e.distinct = map[uint64]struct{}{}
+	}
+	for i, t := range m.toks[a:b] {
+		if m.dir[a+i] {
+			continue
+		}
+		switch t.Kind {
+		case fingerprint.Ident, fingerprint.Keyword:
+			e.weight += 2
+			e.distinct[t.Hash] = struct{}{}
+		case fingerprint.String:
+			e.weight++
+		}
+	}
+}
+
+// enough reports whether e, over n tokens, is evidence enough.
+func (m *Matcher) enough(e *evidence, n int) bool {
+	return m.opts.MinEvidence < 0 || float64(e.weight) >= 2*m.opts.MinEvidence*float64(n) && len(e.distinct) >= minDistinct
+}
+
+// minVariety is the share of a rename-robust run's positions that must start a
+// different sequence of three tokens, identifiers all alike: a + x.a, b = x.b, ...
+// repeats one short shape, which any renaming maps onto any other such list.
+const minVariety = 0.2
+
+// varied reports whether query tokens [a, b) vary enough to be evidence in
+// rename-robust mode; in exact mode every run does.
+func (m *Matcher) varied(a, b int) bool {
+	if !m.opts.Rename || m.opts.MinEvidence < 0 || b-a < 3 {
+		return true
+	}
+	seen := map[[3]uint64]struct{}{}
+	for i := a; i+3 <= b; i++ {
+		seen[[3]uint64{fingerprint.RenameHash(&m.toks[i]), fingerprint.RenameHash(&m.toks[i+1]), fingerprint.RenameHash(&m.toks[i+2])}] = struct{}{}
+	}
+	return float64(len(seen)) >= minVariety*float64(b-a-2)
 }
 
 // A Run is a stretch of the query that an indexed document holds exactly.
@@ -270,7 +320,12 @@ type Run struct {
 func (m *Matcher) Runs(min int) []Run {
 	var out []Run
 	for _, s := range m.spans {
-		if n := s.qb - s.qa; n >= min && m.enough(m.evidence(s.qa, s.qb), n) {
+		var e evidence
+		if n := s.qb - s.qa; n >= min {
+			m.weigh(&e, s.qa, s.qb)
+			if !m.enough(&e, n) || !m.varied(s.qa, s.qb) {
+				continue
+			}
 			out = append(out, Run{Doc: s.doc, Start: s.qa, End: s.qb, SrcStart: s.sa})
 		}
 	}
@@ -290,7 +345,8 @@ func (m *Matcher) Matches() []Match {
 		g := Match{Doc: spans[i].doc, Runs: 1}
 		first, last := spans[i], spans[i]
 		g.Tokens = last.qb - last.qa
-		evidence := m.evidence(last.qa, last.qb)
+		var ev evidence
+		m.weigh(&ev, last.qa, last.qb)
 		j := i + 1
 		for ; j < len(spans) && spans[j].doc == g.Doc; j++ {
 			s := spans[j]
@@ -301,12 +357,12 @@ func (m *Matcher) Matches() []Match {
 				break
 			}
 			g.Tokens += s.qb - s.qa
-			evidence += m.evidence(s.qa, s.qb)
+			m.weigh(&ev, s.qa, s.qb)
 			g.Runs++
 			last = s
 		}
 		i = j
-		if g.Tokens < m.opts.MinTokens || !m.enough(evidence, g.Tokens) {
+		if g.Tokens < m.opts.MinTokens || !m.enough(&ev, g.Tokens) || !m.varied(first.qa, last.qb) {
 			continue
 		}
 		g.Query = m.queryRange(first.qa, last.qb)

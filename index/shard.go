@@ -50,6 +50,7 @@ func (m ShardMeta) renameParams() fingerprint.Params { return fingerprint.Params
 // A Repo is a repository: a folder with a license of its own.
 type Repo struct {
 	Name       string  `json:"name"`
+	Root       string  `json:"root,omitempty"`    // directory in its source; only in the manifest
 	License    string  `json:"license,omitempty"` // SPDX expression found in its license files
 	Confidence float32 `json:"confidence,omitempty"`
 	Source     string  `json:"source,omitempty"`  // the source it was read from

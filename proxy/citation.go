@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math"
 	"strings"
 
 	"cleanroom/index"
@@ -14,17 +15,21 @@ type citation struct {
 	StartLine int    `json:"start_line"`
 	EndLine   int    `json:"end_line"`
 	Tokens    int    `json:"tokens"`
-	URL       string `json:"url,omitempty"`
-	Version   string `json:"version,omitempty"`
-	Action    string `json:"action"`
+	// Share is the part of the choice's output (this text of it) that the match
+	// covers: how sure the match is, beside its length.
+	Share   float64 `json:"share"`
+	URL     string  `json:"url,omitempty"`
+	Version string  `json:"version,omitempty"`
+	Action  string  `json:"action"`
 
 	action Action
 }
 
-func newCitation(m *index.Match, a Action) citation {
+func newCitation(m *index.Match, outputTokens int, a Action) citation {
+	share := float64(m.Tokens) / float64(max(outputTokens, 1))
 	return citation{License: m.Source.License, Repo: m.Source.Repo.Name, Path: m.Source.Path,
-		StartLine: m.Src.StartLine, EndLine: m.Src.EndLine, Tokens: m.Tokens, URL: m.URL(),
-		Version: m.Source.Repo.Version, Action: a.String(), action: a}
+		StartLine: m.Src.StartLine, EndLine: m.Src.EndLine, Tokens: m.Tokens, Share: math.Round(min(share, 1)*1000) / 1000,
+		URL: m.URL(), Version: m.Source.Repo.Version, Action: a.String(), action: a}
 }
 
 func (c citation) rank() int { return int(c.action)<<40 + c.Tokens }

@@ -51,7 +51,11 @@ type detector struct {
 }
 
 func newDetector(ix *index.Index, l fingerprint.Lang, context string, echo echoSet, mo index.MatchOptions) *detector {
-	d := &detector{ix: ix, t: ix.Params().Threshold(), fp: fingerprint.NewStream(ix.Params(), l),
+	// A policy may demand longer matches than the guarantee: then they are what is
+	// held back for.
+	t := max(ix.Params().Threshold(), mo.MinTokens)
+	mo.MinTokens = t
+	d := &detector{ix: ix, t: t, fp: fingerprint.NewStream(ix.Params(), l),
 		m: ix.NewMatcher(mo), echo: echo, ctxToks: -1}
 	if context != "" {
 		d.fp.Write([]byte(context))
@@ -161,6 +165,9 @@ func (d *detector) hits() []hit {
 	}
 	return out
 }
+
+// outputTokens returns how many tokens of output the detector has seen.
+func (d *detector) outputTokens() int { return len(d.fp.Tokens) - max(0, d.ctxToks) }
 
 // matches returns the matches, merged as index.Matcher.Matches merges them, that
 // include new output.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"cleanroom/fingerprint"
 	"cleanroom/index"
 	"cleanroom/index/indextest"
 	"cleanroom/proxy/upstream"
@@ -187,4 +188,8 @@ func (e *env) longestRun(text string) int { return indextest.LongestRun(e.ix, te
 func chatBody(stream bool, n int, user string) map[string]any {
 	return map[string]any{"model": "test-model", "stream": stream, "n": n,
 		"messages": []any{map[string]any{"role": "user", "content": user}}}
+}
+
+func fingerprintTokens(s string) []fingerprint.Token {
+	return fingerprint.Tokenize(fingerprint.C, []byte(s))
 }

@@ -233,7 +233,7 @@ func (f *filter) citations(c *choice) []citation {
 	var out []citation
 	for _, t := range c.texts {
 		for _, m := range t.det.matches() {
-			out = append(out, newCitation(&m, f.s.policy.Action(m.Source.Repo.Name, m.Source.Path, m.Source.License)))
+			out = append(out, newCitation(&m, t.det.outputTokens(), f.s.policy.Action(m.Source.Repo.Name, m.Source.Path, m.Source.License)))
 		}
 	}
 	slices.SortStableFunc(out, func(a, b citation) int { return b.rank() - a.rank() })

@@ -63,7 +63,12 @@ func ParseAction(s string) (Action, error) {
 // exact id wins over a pattern (the longest first), a pattern over a class, and a
 // class over the default, the --mode flag.
 type Policy struct {
-	Default   Action
+	Default Action
+	// MinTokens, from the file's match: {min_tokens: N}, makes the proxy act only on
+	// matches of at least N tokens, for a company that wants more certainty than
+	// the index's guarantee threshold (a longer holdback in block mode).
+	MinTokens int
+
 	exact     map[string]Action // upper-case id
 	patterns  []patternAction   // longest first
 	classes   map[corpus.Class]Action
@@ -104,6 +109,7 @@ func ParsePolicy(data []byte, def Action) (*Policy, error) {
 	var f struct {
 		Actions   yaml.Node `yaml:"actions"`
 		Allowlist yaml.Node `yaml:"allowlist"`
+		Match     yaml.Node `yaml:"match"`
 	}
 	if err := yaml.Unmarshal(data, &f); err != nil {
 		return nil, err
@@ -120,6 +126,18 @@ func ParsePolicy(data []byte, def Action) (*Policy, error) {
 				return nil, fmt.Errorf("actions: %s: %w", k, err)
 			}
 			p.SetAction(k, a)
+		}
+	}
+	if f.Match.Kind != 0 {
+		var mt map[string]int
+		if err := f.Match.Decode(&mt); err != nil {
+			return nil, fmt.Errorf("match: want {min_tokens: N}: %w", err)
+		}
+		for k, v := range mt {
+			if k != "min_tokens" || v < 0 {
+				return nil, fmt.Errorf("match: unknown key %q or negative value (want min_tokens: N)", k)
+			}
+			p.MinTokens = v
 		}
 	}
 	if f.Allowlist.Kind != 0 {

@@ -398,3 +398,30 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 		t.Errorf("the upstream stream was not canceled: %+v", e.up.Stats())
 	}
 }
+
+// TestMinTokens: a policy that wants longer matches than the guarantee lets a short
+// copy pass and blocks a long one; citations say how much of the answer they cover.
+func TestMinTokens(t *testing.T) {
+	e := newEnv(t, "block", "match:\n  min_tokens: 80\n")
+	toks := func(s string) int { return len(fingerprintTokens(s)) }
+	short, long := excerpt(e.gpl[7], 3, 14), excerpt(e.gpl[7], 3, 60)
+	if n := toks(short); n < 40 || n >= 80 {
+		t.Fatalf("short excerpt has %d tokens, want 40..79", n)
+	}
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: markdownAnswer(short)})
+	if s := readStream(t, post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "x"))); s.finish[0] != "stop" {
+		t.Errorf("a %d-token copy was blocked under min_tokens 80", toks(short))
+	}
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: markdownAnswer(long)})
+	s := readStream(t, post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "x")))
+	if s.finish[0] != "content_filter" {
+		t.Fatalf("a %d-token copy was not blocked", toks(long))
+	}
+	m := s.choices[0]["copyleft_matches"].([]any)[0].(map[string]any)
+	if m["tokens"].(float64) < 80 || m["share"].(float64) <= 0 || m["share"].(float64) > 1 {
+		t.Errorf("citation %v", m)
+	}
+	if got := e.longestRun(s.content[0]); got >= 80 {
+		t.Errorf("the client got a run of %d tokens", got)
+	}
+}

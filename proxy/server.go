@@ -61,6 +61,8 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 		poll = 5 * time.Second
 	}
 	fs.DurationVar(&o.Poll, "poll", poll, "how often to look for a rebuilt index; 0 to reload only on SIGHUP ($"+envName("poll")+")")
+	minTokens, _ := strconv.Atoi(envOr("min-tokens", "0"))
+	fs.IntVar(&o.Match.MinTokens, "min-tokens", minTokens, "act only on matches of at least this many tokens (default and minimum: the index's threshold) ($"+envName("min-tokens")+")")
 }
 
 func envName(flag string) string {
@@ -114,6 +116,7 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
+	opts.Match.MinTokens = max(opts.Match.MinTokens, policy.MinTokens)
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 16 << 20
 	}

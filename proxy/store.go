@@ -71,7 +71,7 @@ func (s *store) load() (*index.Index, time.Duration, error) {
 	defer s.loading.Unlock()
 	stamp, _ := stampOf(s.dir)
 	start := time.Now()
-	ix, err := index.Open(s.dir, index.OpenOptions{})
+	ix, err := index.Open(s.dir, index.OpenOptions{SkipRename: true}) // the proxy matches exactly
 	if err != nil {
 		return nil, 0, fmt.Errorf("loading index %s: %w", s.dir, err)
 	}

@@ -27,14 +27,14 @@ import (
 
 // Options configure a build.
 type Options struct {
-	Out     string             // index directory
-	Params  fingerprint.Params // default fingerprint.DefaultParams
+	Out    string             // index directory
+	Params fingerprint.Params // default fingerprint.DefaultParams
 	// Rename are the parameters of rename-robust fingerprints; zero for none.
 	Rename fingerprint.Params
 	// Allow are sources of permissive reference code (NAME=PATH or PATH): their
 	// fingerprints make the index's allow set, boilerplate not to count as evidence.
-	Allow []string
-	Workers int                // fingerprinting goroutines; default GOMAXPROCS
+	Allow   []string
+	Workers int // fingerprinting goroutines; default GOMAXPROCS
 	Walk    corpus.Options
 	Policy  *corpus.Policy // default corpus.DefaultPolicy()
 	Index   index.BuildOptions
@@ -364,7 +364,7 @@ func fingerprintFile(s *fingerprint.Stream, rename bool, seq int, f *corpus.File
 
 // indexRepo describes a repository for the index, with a URL template for its files.
 func indexRepo(src *corpus.Source, r *corpus.Repo) index.Repo {
-	ir := index.Repo{Name: r.Name, License: r.License, Confidence: r.Confidence, Source: src.Name, Version: src.Version}
+	ir := index.Repo{Name: r.Name, Root: r.Root, License: r.License, Confidence: r.Confidence, Source: src.Name, Version: src.Version}
 	if src.URLBase != "" {
 		dir := r.Root
 		if src.Kind != "dir" {
