@@ -69,7 +69,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "eval: %v\n", err)
 		os.Exit(1)
 	}
-	r.elapsed = time.Since(start)
+	r.elapsed = time.Since(start).Round(time.Second)
 	report := r.markdown(&c)
 	fmt.Print(report)
 	if c.write != "" {
