@@ -50,10 +50,12 @@ func BenchmarkFingerprint(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(n)
 	b.ResetTimer()
+	s := NewStream(DefaultParams, C)
 	for i := 0; i < b.N; i++ {
 		for _, d := range docs {
-			l := C
-			Fingerprints(DefaultParams, l, d)
+			s.Reset(C) // as the indexer's workers do
+			s.Write(d)
+			s.Close()
 		}
 	}
 }

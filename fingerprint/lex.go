@@ -38,8 +38,8 @@ func (k Kind) String() string {
 // A Token is one lexical token of a text.
 type Token struct {
 	Hash uint64 // xxhash64 of the token's text
-	Off  int    // byte offset of the token's first byte in the text
-	End  int    // byte offset just past its last byte
+	Off  int32  // byte offset of the token's first byte in the text (texts stay under 2 GiB)
+	End  int32  // byte offset just past its last byte
 	Line int32  // 1-based line of its first byte
 	Kind Kind
 	// InLit is set for the tokens inside a string literal (not its quotes).
@@ -76,9 +76,10 @@ const (
 // token or comment is consumed as it streams and kept as state, so feeding a text in
 // pieces costs the same as feeding it whole and yields the same tokens.
 type lexer struct {
-	r     *rules
-	class *[256]uint8
-	out   *[]Token // where tokens are appended
+	r        *rules
+	class    *[256]uint8
+	keywords *tokenSet
+	out      *[]Token // where tokens are appended
 
 	pend []byte // undecided bytes (at most a few); pend[0] is at offset off
 	off  int    // absolute offset of the next unconsumed byte
@@ -139,7 +140,7 @@ func (lx *lexer) reset(l Lang, off int, line int32) {
 	if l >= numLangs {
 		l = Text
 	}
-	*lx = lexer{r: langRules[l], class: &classTables[l], out: lx.out, text: lx.text[:0],
+	*lx = lexer{r: langRules[l], class: &classTables[l], keywords: &keywordSets[l], out: lx.out, text: lx.text[:0],
 		pend: lx.pend[:0], off: off, line: line, prev: '\n'}
 }
 
@@ -177,8 +178,17 @@ func (lx *lexer) feed(p []byte, atEOF bool) {
 func (lx *lexer) scan(buf []byte, atEOF bool) int {
 	i := 0
 	for i < len(buf) {
+		if lx.mode == mNormal {
+			// The fast path for the bytes most code is made of: whitespace,
+			// one-byte operators and words, handled here without a call. It does
+			// what scanNormal and scanWord do for them.
+			if j, ok := lx.fast(buf, i, atEOF); ok {
+				i = j
+				continue
+			}
+		}
 		var n int
-		mode := lx.mode
+		mode := lx.mode // of the bytes this step consumes, mostly
 		switch mode {
 		case mNormal:
 			n = lx.scanNormal(buf[i:], atEOF)
@@ -197,10 +207,69 @@ func (lx *lexer) scan(buf []byte, atEOF bool) int {
 			}
 			continue
 		}
-		lx.advance(buf[i : i+n])
+		b := buf[i : i+n]
+		lx.off += n
+		lx.prev = b[n-1]
+		// A step consumes one token, whitespace run or piece of a comment or
+		// literal. Words hold no newline (but a Lisp symbol may escape one), nor
+		// does a one-byte token other than a newline; everything else is counted.
+		switch {
+		case n == 1:
+			if b[0] == '\n' {
+				lx.line++
+			}
+		case (mode == mNormal || mode == mIdent || mode == mNumber) && lx.class[b[0]]&(cStart|cDigit) != 0 && !lx.r.identEsc:
+		default:
+			lx.line += int32(bytes.Count(b, newline))
+		}
 		i += n
 	}
 	return i
+}
+
+// fast consumes, at buf[i], a run of whitespace, a one-byte operator or a whole
+// word (one the buffer holds to its end), and returns where it stopped; ok is false
+// for anything else, left to the general path.
+func (lx *lexer) fast(buf []byte, i int, atEOF bool) (int, bool) {
+	cl := lx.class
+	c := buf[i]
+	switch k := cl[c]; {
+	case k&cWhite != 0:
+		j := i
+		for ; j < len(buf) && cl[buf[j]]&cWhite != 0; j++ {
+			if buf[j] == '\n' {
+				lx.line++
+			}
+		}
+		lx.off += j - i
+		lx.prev = buf[j-1]
+		return j, true
+	case k == 0:
+		// Not whitespace, a comment or literal opener, nor a word: an operator.
+		*lx.out = append(*lx.out, Token{Hash: punctHashes[c], Off: int32(lx.off), End: int32(lx.off + 1), Line: lx.line, Kind: Punct})
+		lx.off++
+		lx.prev = c
+		return i + 1, true
+	case k&cStart != 0 && k&(cComment|cQuote) == 0 && !lx.r.identEsc:
+		j := i + 1
+		for j < len(buf) && cl[buf[j]]&cIdent != 0 {
+			j++
+		}
+		if j == len(buf) && !atEOF {
+			return i, false // the word may go on: the general path keeps it
+		}
+		w := buf[i:j]
+		h := xxhash.Sum64(w)
+		kind := Ident
+		if len(w) <= maxKeyword && lx.keywords.has(h) {
+			kind = Keyword
+		}
+		*lx.out = append(*lx.out, Token{Hash: h, Off: int32(lx.off), End: int32(lx.off + len(w)), Line: lx.line, Kind: kind})
+		lx.off += len(w)
+		lx.prev = buf[j-1]
+		return j, true
+	}
+	return i, false
 }
 
 // advance accounts for consumed bytes.
@@ -252,9 +321,23 @@ func (lx *lexer) scanNormal(buf []byte, atEOF bool) int {
 		lx.mode = mNumber
 		return lx.scanWord(buf, atEOF)
 	}
-	lx.begin(Punct)
-	lx.emitBytes(buf[:1], 1)
+	lx.emitPunct(c)
 	return 1
+}
+
+// punctHashes holds the hash of every one-byte token.
+var punctHashes = func() (h [256]uint64) {
+	for i := range h {
+		h[i] = xxhash.Sum64([]byte{byte(i)})
+	}
+	return
+}()
+
+// emitPunct emits the one-byte token c at the next offset.
+func (lx *lexer) emitPunct(c byte) {
+	*lx.out = append(*lx.out, Token{Hash: punctHashes[c], Off: int32(lx.off), End: int32(lx.off + 1), Line: lx.line,
+		Kind: Punct, InLit: lx.after == mString})
+	lx.mode = lx.after
 }
 
 // comment reports whether buf starts a comment and, if so, enters comment mode and
@@ -308,6 +391,14 @@ func (lx *lexer) scanBlockComment(buf []byte, atEOF bool) int {
 	r := lx.r
 	open, close := r.blockOpen, r.blockClose
 	for i := 0; i < len(buf); i++ {
+		if !r.nestedBlocks {
+			// Only the closer's first byte matters: jump to it.
+			j := bytes.IndexByte(buf[i:], close[0])
+			if j < 0 {
+				return len(buf)
+			}
+			i += j
+		}
 		c := buf[i]
 		if c == close[0] {
 			if need(buf[i:], close, atEOF) {
@@ -531,21 +622,40 @@ func (lx *lexer) scanWord(buf []byte, atEOF bool) int {
 			ok = i+1 < len(buf) && buf[i+1] >= '0' && buf[i+1] <= '9'
 		}
 		if !ok {
-			lx.hashPart(buf[:i])
-			lx.emit(i)
+			lx.emitWord(buf[:i])
 			return i
 		}
 	}
-	lx.hashPart(buf)
 	if atEOF {
-		lx.emit(len(buf))
+		lx.emitWord(buf)
+		return len(buf)
 	}
+	lx.hashPart(buf)
 	return len(buf)
+}
+
+// emitWord ends the word in progress, whose last bytes are b: hashed in place
+// when they are all of it (the common case), else added to what is held.
+func (lx *lexer) emitWord(b []byte) {
+	if len(lx.text) > 0 || lx.digUsed {
+		lx.hashPart(b)
+		lx.emit(len(b))
+		return
+	}
+	t := lx.tok
+	t.End = int32(lx.off + len(b))
+	t.Hash = xxhash.Sum64(b)
+	if t.Kind == Ident && lx.keywords.has(t.Hash) {
+		t.Kind = Keyword
+	}
+	t.InLit = lx.after == mString
+	*lx.out = append(*lx.out, t)
+	lx.mode = lx.after
 }
 
 // begin starts a token at the next unconsumed byte.
 func (lx *lexer) begin(k Kind) {
-	lx.tok = Token{Off: lx.off, Line: lx.line, Kind: k}
+	lx.tok = Token{Off: int32(lx.off), Line: lx.line, Kind: k}
 	lx.text = lx.text[:0]
 	lx.digUsed = false
 }
@@ -576,12 +686,12 @@ func (lx *lexer) emitBytes(b []byte, n int) {
 // belong to it (they are consumed by the caller).
 func (lx *lexer) emit(n int) {
 	t := lx.tok
-	t.End = lx.off + n
+	t.End = int32(lx.off + n)
 	if lx.digUsed {
 		t.Hash = lx.dig.Sum64()
 	} else {
 		t.Hash = xxhash.Sum64(lx.text)
-		if t.Kind == Ident && lx.r.keywords[string(lx.text)] {
+		if t.Kind == Ident && lx.keywords.has(t.Hash) {
 			t.Kind = Keyword
 		}
 	}
@@ -596,7 +706,7 @@ func (lx *lexer) emit(n int) {
 func (lx *lexer) pending() int {
 	switch lx.mode {
 	case mIdent, mNumber:
-		return lx.tok.Off
+		return int(lx.tok.Off)
 	}
 	return lx.off
 }
@@ -617,3 +727,59 @@ func (lx *lexer) finish() {
 	}
 	lx.mode, lx.after = mNormal, mNormal
 }
+
+// A tokenSet is a small open-addressed set of token hashes (keywords): a lookup is
+// a multiply and a probe or two, where a map of strings hashes the text again.
+type tokenSet struct {
+	slots []uint64 // 0 is empty; a hash of 0 is never a keyword's
+	mask  uint64
+}
+
+func newTokenSet(words map[string]bool) tokenSet {
+	n := 16
+	for n < 4*len(words) {
+		n *= 2
+	}
+	s := tokenSet{slots: make([]uint64, n), mask: uint64(n - 1)}
+	for w := range words {
+		h := xxhash.Sum64String(w)
+		for i := (h * 0x9e3779b97f4a7c15) >> 32 & s.mask; ; i = (i + 1) & s.mask {
+			if s.slots[i] == 0 {
+				s.slots[i] = h
+				break
+			}
+		}
+	}
+	return s
+}
+
+func (s *tokenSet) has(h uint64) bool {
+	if len(s.slots) == 0 {
+		return false
+	}
+	for i := (h * 0x9e3779b97f4a7c15) >> 32 & s.mask; ; i = (i + 1) & s.mask {
+		switch s.slots[i] {
+		case h:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
+// maxKeyword is the length of the longest keyword of any language.
+var maxKeyword = func() (n int) {
+	for _, r := range langRules {
+		for w := range r.keywords {
+			n = max(n, len(w))
+		}
+	}
+	return
+}()
+
+var keywordSets = func() (sets [numLangs]tokenSet) {
+	for i, r := range langRules {
+		sets[i] = newTokenSet(r.keywords)
+	}
+	return
+}()

@@ -85,17 +85,12 @@ func (s *Stream) Close() error {
 func (s *Stream) Pending() int { return s.tz.lx.pending() }
 
 func (s *Stream) hash() {
-	for ; s.hashed < len(s.Tokens); s.hashed++ {
-		t := &s.Tokens[s.hashed]
-		if f, ok := s.exact.Push(t.Hash); ok {
-			s.Fingerprints = append(s.Fingerprints, f)
-		}
-		if s.rename != nil {
-			if f, ok := s.rename.Push(RenameHash(t)); ok {
-				s.Renamed = append(s.Renamed, f)
-			}
-		}
+	toks := s.Tokens[s.hashed:]
+	s.Fingerprints = s.exact.pushTokens(toks, false, s.Fingerprints)
+	if s.rename != nil {
+		s.Renamed = s.rename.pushTokens(toks, true, s.Renamed)
 	}
+	s.hashed = len(s.Tokens)
 }
 
 // Fingerprints tokenizes a whole text and returns its tokens and fingerprints.

@@ -189,11 +189,11 @@ func checkSplits(t *testing.T, rng *rand.Rand, l Lang, text []byte, name string)
 			t.Fatalf("%s (%s): after %d bytes the stream's tokens are not a prefix of the whole text's", name, l, off)
 		}
 		for _, tk := range wholeToks[len(s.Tokens):] {
-			if tk.End+lookahead < off {
+			if int(tk.End)+lookahead < off {
 				t.Fatalf("%s (%s): after %d bytes, token at %d..%d is still not out", name, l, off, tk.Off, tk.End)
 			}
 		}
-		if pend := s.Pending(); pend > off || (len(s.Tokens) > 0 && pend < s.Tokens[len(s.Tokens)-1].End) {
+		if pend := s.Pending(); pend > off || (len(s.Tokens) > 0 && pend < int(s.Tokens[len(s.Tokens)-1].End)) {
 			t.Fatalf("%s (%s): Pending() = %d after %d bytes, last token ends at %d", name, l, pend, off, s.Tokens[len(s.Tokens)-1].End)
 		}
 		want := 0
@@ -245,9 +245,9 @@ func TestRenameRobust(t *testing.T) {
 // checkTokens checks the invariants every token list must keep.
 func checkTokens(t *testing.T, l Lang, text []byte, toks []Token, name string) {
 	t.Helper()
-	prevEnd := 0
+	prevEnd := int32(0)
 	for i, tk := range toks {
-		if tk.Off < prevEnd || tk.End <= tk.Off || tk.End > len(text) {
+		if tk.Off < prevEnd || tk.End <= tk.Off || int(tk.End) > len(text) {
 			t.Fatalf("%s (%s): token %d spans %d..%d after a token ending at %d (text %d bytes)", name, l, i, tk.Off, tk.End, prevEnd, len(text))
 		}
 		if want := int32(1 + bytes.Count(text[:tk.Off], newline)); tk.Line != want {
@@ -337,7 +337,7 @@ func TestMarkdownMatchesSource(t *testing.T) {
 		t.Fatalf("markdown has %d tokens, source %d", len(got), len(want))
 	}
 	start := bytes.Index(md, []byte("int add"))
-	i := slices.IndexFunc(got, func(t Token) bool { return t.Off == start })
+	i := slices.IndexFunc(got, func(t Token) bool { return int(t.Off) == start })
 	if i < 0 || len(got) < i+len(want) {
 		t.Fatalf("code not found among markdown tokens %s", show(string(md), got))
 	}

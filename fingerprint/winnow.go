@@ -66,6 +66,7 @@ type roller struct {
 	bk   uint64 // B^k
 	h    uint64
 	hist []uint64 // the last k token hashes, circular
+	slot int      // where the next one goes
 	n    int      // token hashes seen
 }
 
@@ -79,9 +80,11 @@ func newRoller(k int) roller {
 
 // push adds a token hash and reports the hash of the k-gram it completes.
 func (r *roller) push(t uint64) (uint64, bool) {
-	slot := r.n % r.k
-	r.h = r.h*rollBase + t - r.hist[slot]*r.bk
-	r.hist[slot] = t
+	r.h = r.h*rollBase + t - r.hist[r.slot]*r.bk
+	r.hist[r.slot] = t
+	if r.slot++; r.slot == r.k {
+		r.slot = 0
+	}
 	r.n++
 	if r.n < r.k {
 		return 0, false
@@ -107,7 +110,9 @@ type winnower struct {
 	w    int
 	ring []uint64 // hash of k-gram i at ring[i%w]
 	n    int      // k-grams seen
+	head int      // n % w
 	sel  int      // index of the chosen k-gram, -1 before the first full window
+	min  uint64   // its hash
 }
 
 func newWinnower(w int) winnower {
@@ -117,24 +122,36 @@ func newWinnower(w int) winnower {
 // push adds the hash of the next k-gram and reports the index of a newly chosen one.
 func (wn *winnower) push(h uint64) (int, bool) {
 	i := wn.n
-	wn.ring[i%wn.w] = h
+	wn.ring[wn.head] = h
 	wn.n++
+	if wn.head++; wn.head == wn.w {
+		wn.head = 0
+	}
 	lo := i - wn.w + 1
 	if lo < 0 {
 		return 0, false
 	}
 	if wn.sel < lo {
-		m := i
+		// The choice left the window: the rightmost minimum of the window, which
+		// is the whole ring, newest (i) first.
+		m, mh := i, h
+		slot := wn.head - 1 // i's slot
+		if slot < 0 {
+			slot = wn.w - 1
+		}
 		for j := i - 1; j >= lo; j-- {
-			if wn.ring[j%wn.w] < wn.ring[m%wn.w] {
-				m = j
+			if slot--; slot < 0 {
+				slot = wn.w - 1
+			}
+			if v := wn.ring[slot]; v < mh {
+				m, mh = j, v
 			}
 		}
-		wn.sel = m
+		wn.sel, wn.min = m, mh
 		return m, true
 	}
-	if h < wn.ring[wn.sel%wn.w] {
-		wn.sel = i
+	if h < wn.min {
+		wn.sel, wn.min = i, h
 		return i, true
 	}
 	return 0, false
@@ -163,8 +180,7 @@ func (w *Winnower) Push(h uint64) (Fingerprint, bool) {
 	if !ok {
 		return Fingerprint{}, false
 	}
-	// The chosen k-gram's hash is still in the window's ring.
-	return Fingerprint{Hash: w.win.ring[i%w.p.W], Pos: int32(i)}, true
+	return Fingerprint{Hash: w.win.min, Pos: int32(i)}, true
 }
 
 // identHash is what every identifier hashes to in rename-robust fingerprints.
@@ -178,4 +194,62 @@ func RenameHash(t *Token) uint64 {
 		return identHash
 	}
 	return t.Hash
+}
+
+// pushTokens pushes the hashes of toks (rename-robust ones with rename) and appends
+// the fingerprints they decide to out. It is Push in a loop, with the roller and
+// the winnower kept in registers: the indexer's hot path.
+func (w *Winnower) pushTokens(toks []Token, rename bool, out []Fingerprint) []Fingerprint {
+	r, wn := &w.roll, &w.win
+	k, ww := r.k, wn.w
+	h, slot, n := r.h, r.slot, r.n
+	hist, ring := r.hist, wn.ring
+	for i := range toks {
+		t := toks[i].Hash
+		if rename && toks[i].Kind == Ident {
+			t = identHash
+		}
+		h = h*rollBase + t - hist[slot]*r.bk
+		hist[slot] = t
+		if slot++; slot == k {
+			slot = 0
+		}
+		if n++; n < k {
+			continue
+		}
+		// A k-gram is complete: winnow it, as winnower.push does.
+		kh := mix(h)
+		j := wn.n
+		ring[wn.head] = kh
+		wn.n++
+		if wn.head++; wn.head == ww {
+			wn.head = 0
+		}
+		lo := j - ww + 1
+		if lo < 0 {
+			continue
+		}
+		if wn.sel < lo {
+			m, mh := j, kh
+			s := wn.head - 1
+			if s < 0 {
+				s = ww - 1
+			}
+			for q := j - 1; q >= lo; q-- {
+				if s--; s < 0 {
+					s = ww - 1
+				}
+				if v := ring[s]; v < mh {
+					m, mh = q, v
+				}
+			}
+			wn.sel, wn.min = m, mh
+			out = append(out, Fingerprint{Hash: mh, Pos: int32(m)})
+		} else if kh < wn.min {
+			wn.sel, wn.min = j, kh
+			out = append(out, Fingerprint{Hash: kh, Pos: int32(j)})
+		}
+	}
+	r.h, r.slot, r.n = h, slot, n
+	return out
 }

@@ -400,7 +400,7 @@ func (m *Matcher) queryRange(a, b int) Range {
 	r := Range{Start: a, End: b}
 	if a < len(m.toks) && b > 0 && b <= len(m.toks) {
 		r.StartLine, r.EndLine = int(m.toks[a].Line), int(m.toks[b-1].Line)
-		r.StartOff, r.EndOff = m.toks[a].Off, m.toks[b-1].End
+		r.StartOff, r.EndOff = int(m.toks[a].Off), int(m.toks[b-1].End)
 	}
 	return r
 }

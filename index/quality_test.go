@@ -36,7 +36,7 @@ func renameAll(text string, consistent bool) string {
 			names[id] = name
 		}
 		b.WriteString(name)
-		prev = t.End
+		prev = int(t.End)
 	}
 	b.WriteString(text[prev:])
 	return b.String()

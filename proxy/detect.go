@@ -132,7 +132,7 @@ func (d *detector) safe() int {
 			b = 0
 		}
 		if b < len(toks) {
-			end = min(end, toks[b].Off)
+			end = min(end, int(toks[b].Off))
 		}
 	}
 	return min(max(0, end-d.ctxLen), d.out)
@@ -158,7 +158,7 @@ func (d *detector) hits() []hit {
 	for _, r := range d.m.Runs(d.t) {
 		for j := max(r.Start, d.ctxToks); j < min(r.End, dec); j++ {
 			if !d.isEcho[j] {
-				out = append(out, hit{run: r, tok: j, cut: d.fp.Tokens[j].Off - d.ctxLen})
+				out = append(out, hit{run: r, tok: j, cut: int(d.fp.Tokens[j].Off) - d.ctxLen})
 				break
 			}
 		}
