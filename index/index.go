@@ -32,12 +32,28 @@ type Index struct {
 }
 
 // A table maps fingerprint hashes to postings: all shards' postings merged and
-// sorted, with a directory on the hashes' top bits.
+// sorted by hash, with a directory on the hashes' top bits. It keeps 10 bytes a
+// posting: the hash's low 32 bits (the directory implies the top ones; the bits
+// between are dropped, and the rare false hit they allow fails the token check
+// that every hit goes through) and the document and position packed in 6.
 type table struct {
-	hashes []uint64 // ascending
-	refs   []uint64 // doc<<32 | token position, parallel to hashes
-	dir    []uint32 // dir[b] = first entry whose hash has top bits b
-	shift  uint
+	lows  []uint32 // low 32 bits of the hash, in hash order
+	refs  []byte   // per posting, 6 bytes: document (24 bits), position (24 bits)
+	dir   []uint32 // dir[b] = first posting whose hash has top bits b
+	shift uint
+	n     int
+}
+
+// Limits of the packed references.
+const (
+	maxDocs     = 1 << 24
+	maxPosition = 1 << 24
+)
+
+func (t *table) ref(i int) (doc, pos int) {
+	b := t.refs[6*i : 6*i+6]
+	v := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40
+	return int(v >> 24), int(v & (1<<24 - 1))
 }
 
 // columns are one shard's postings as the shard stores them.
@@ -107,8 +123,13 @@ func Open(dir string, opts OpenOptions) (*Index, error) {
 		ix.Close()
 		return nil, errors.New("index: more than 2^32 documents")
 	}
-	ix.exact = mergeTable(exact)
-	ix.rename = mergeTable(rename)
+	if ix.exact, err = mergeTable(exact); err == nil {
+		ix.rename, err = mergeTable(rename)
+	}
+	if err != nil {
+		ix.Close()
+		return nil, err
+	}
 	if m.Allow != nil {
 		if ix.allow, err = readAllow(dir, m); err != nil {
 			ix.Close()
@@ -152,16 +173,24 @@ func offset(docs []uint32, base int) []uint32 {
 }
 
 // mergeTable merges shards' sorted columns into one table.
-func mergeTable(all []columns) table {
+func mergeTable(all []columns) (table, error) {
 	var t table
 	n := 0
 	for _, c := range all {
 		n += len(c.hashes)
 	}
-	t.hashes = make([]uint64, 0, n)
-	t.refs = make([]uint64, 0, n)
+	t.n = n
+	nb := 1
+	if n/4 > 1 {
+		nb = bits.Len(uint(n / 4))
+	}
+	t.shift = uint(64 - nb)
+	t.dir = make([]uint32, 1<<nb+1)
+	t.lows = make([]uint32, 0, n)
+	t.refs = make([]byte, 0, 6*n)
 	heads := make([]int, len(all))
-	for len(t.hashes) < n {
+	bucket := 0 // the next directory entry to fill
+	for len(t.lows) < n {
 		best := -1
 		for i, c := range all {
 			if heads[i] < len(c.hashes) && (best < 0 || c.hashes[heads[i]] < all[best].hashes[heads[best]]) {
@@ -181,53 +210,49 @@ func mergeTable(all []columns) table {
 			end++
 		}
 		for k := j; k < end; k++ {
-			t.hashes = append(t.hashes, c.hashes[k])
-			t.refs = append(t.refs, uint64(c.docs[k])<<32|uint64(c.pos[k]))
+			h, doc, pos := c.hashes[k], c.docs[k], c.pos[k]
+			if doc >= maxDocs || pos >= maxPosition {
+				return t, fmt.Errorf("index: document %d, position %d: more than 2^24", doc, pos)
+			}
+			for b := int(h >> t.shift); bucket <= b; bucket++ {
+				t.dir[bucket] = uint32(len(t.lows))
+			}
+			t.lows = append(t.lows, uint32(h))
+			v := uint64(doc)<<24 | uint64(pos)
+			t.refs = append(t.refs, byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40))
 		}
 		heads[best] = end
 	}
-	t.buildDir()
-	return t
+	for ; bucket < len(t.dir); bucket++ {
+		t.dir[bucket] = uint32(n)
+	}
+	return t, nil
 }
 
-// buildDir indexes the table by the top bits of the hash, about four entries per
-// bucket, so that a lookup is one directory read and a short scan.
-func (t *table) buildDir() {
-	nb := 1
-	if n := len(t.hashes) / 4; n > 1 {
-		nb = bits.Len(uint(n))
-	}
-	t.shift = uint(64 - nb)
-	t.dir = make([]uint32, 1<<nb+1)
-	j := 0
-	for b := range 1 << nb {
-		for j < len(t.hashes) && t.hashes[j]>>t.shift < uint64(b) {
-			j++
-		}
-		t.dir[b] = uint32(j)
-	}
-	t.dir[1<<nb] = uint32(len(t.hashes))
-}
-
-// lookup returns the postings of hash h.
-func (t *table) lookup(h uint64) []uint64 {
-	if len(t.hashes) == 0 {
-		return nil
+// lookup returns the range [lo, hi) of postings whose hash may be h: same top
+// bits, same low 32 bits.
+func (t *table) lookup(h uint64) (lo, hi int) {
+	if t.n == 0 {
+		return 0, 0
 	}
 	b := h >> t.shift
-	lo, hi := int(t.dir[b]), int(t.dir[b+1])
-	for lo < hi && t.hashes[lo] < h {
+	lo, end := int(t.dir[b]), int(t.dir[b+1])
+	low := uint32(h)
+	for lo < end && t.lows[lo] != low {
 		lo++
 	}
-	end := lo
-	for end < hi && t.hashes[end] == h {
-		end++
+	hi = lo
+	for hi < end && t.lows[hi] == low {
+		hi++
 	}
-	return t.refs[lo:end]
+	return lo, hi
 }
 
 // Count returns how many postings the index holds for fingerprint hash h.
-func (ix *Index) Count(h uint64) int { return len(ix.exact.lookup(h)) }
+func (ix *Index) Count(h uint64) int {
+	lo, hi := ix.exact.lookup(h)
+	return hi - lo
+}
 
 // Params returns the fingerprint parameters queries must use.
 func (ix *Index) Params() fingerprint.Params { return ix.Manifest.Params() }
@@ -236,7 +261,7 @@ func (ix *Index) Params() fingerprint.Params { return ix.Manifest.Params() }
 func (ix *Index) NumDocs() int { return len(ix.docs) }
 
 // NumPostings returns the number of postings.
-func (ix *Index) NumPostings() int { return len(ix.exact.hashes) }
+func (ix *Index) NumPostings() int { return ix.exact.n }
 
 // RenameParams returns the parameters of the index's rename-robust fingerprints,
 // and whether it has any.
@@ -246,7 +271,7 @@ func (ix *Index) RenameParams() (fingerprint.Params, bool) { return ix.Manifest.
 func (ix *Index) MemoryBytes() int64 {
 	n := int64(0)
 	for _, t := range []*table{&ix.exact, &ix.rename} {
-		n += int64(len(t.hashes))*16 + int64(len(t.dir))*4
+		n += int64(len(t.lows))*4 + int64(len(t.refs)) + int64(len(t.dir))*4
 	}
 	return n + int64(len(ix.allow.exact)+len(ix.allow.rename))*8 + int64(len(ix.docs))*(8+96)
 }

@@ -216,14 +216,14 @@ func (m *Matcher) add(f fingerprint.Fingerprint) {
 		m.Allowed++
 		return
 	}
-	refs := m.tab.lookup(f.Hash)
-	if m.opts.MaxPostings > 0 && len(refs) > m.opts.MaxPostings {
+	lo, hi := m.tab.lookup(f.Hash)
+	if m.opts.MaxPostings > 0 && hi-lo > m.opts.MaxPostings {
 		m.Common++
 		return
 	}
 	qpos := int(f.Pos)
-	for _, ref := range refs {
-		doc, spos := int(ref>>32), int(uint32(ref))
+	for e := lo; e < hi; e++ {
+		doc, spos := m.tab.ref(e)
 		key := uint64(doc)<<32 | uint64(uint32(int32(spos-qpos)))
 		if s := m.last[key]; s != nil && s.qa <= qpos && qpos+m.k <= s.qb {
 			continue
