@@ -14,6 +14,10 @@ type Stream struct {
 	// Renamed holds the rename-robust fingerprints (see RenameHash), when
 	// EnableRename asked for them.
 	Renamed []Fingerprint
+	// KGrams holds the hash of every k-gram (KGrams[i] of tokens [i, i+K)), when
+	// CollectKGrams asked for them: what a filter of all an index's k-grams holds.
+	KGrams []uint64
+	kgrams bool
 
 	params Params
 	tz     tokenizer
@@ -35,6 +39,10 @@ func NewStream(p Params, l Lang) *Stream {
 	return s
 }
 
+// CollectKGrams makes the stream keep the hash of every k-gram in KGrams. Call it
+// before the first Write; Reset keeps it.
+func (s *Stream) CollectKGrams() { s.kgrams = true }
+
 // EnableRename makes the stream compute rename-robust fingerprints with parameters
 // p too, in Renamed. Call it before the first Write.
 func (s *Stream) EnableRename(p Params) {
@@ -47,9 +55,9 @@ func (s *Stream) EnableRename(p Params) {
 // Reset makes s ready for a new text in language l, keeping its buffers: the
 // previous Tokens and Fingerprints are overwritten.
 func (s *Stream) Reset(l Lang) {
-	toks, fps, ren := s.Tokens[:0], s.Fingerprints[:0], s.Renamed[:0]
-	p, r := s.params, s.rename
-	*s = Stream{Tokens: toks, Fingerprints: fps, Renamed: ren, params: p, exact: NewWinnower(p)}
+	toks, fps, ren, kg := s.Tokens[:0], s.Fingerprints[:0], s.Renamed[:0], s.KGrams[:0]
+	p, r, collect := s.params, s.rename, s.kgrams
+	*s = Stream{Tokens: toks, Fingerprints: fps, Renamed: ren, KGrams: kg, kgrams: collect, params: p, exact: NewWinnower(p)}
 	if r != nil {
 		s.rename = NewWinnower(r.p)
 	}
@@ -86,9 +94,13 @@ func (s *Stream) Pending() int { return s.tz.lx.pending() }
 
 func (s *Stream) hash() {
 	toks := s.Tokens[s.hashed:]
-	s.Fingerprints = s.exact.pushTokens(toks, false, s.Fingerprints)
+	var kg *[]uint64
+	if s.kgrams {
+		kg = &s.KGrams
+	}
+	s.Fingerprints = s.exact.pushTokens(toks, false, s.Fingerprints, kg)
 	if s.rename != nil {
-		s.Renamed = s.rename.pushTokens(toks, true, s.Renamed)
+		s.Renamed = s.rename.pushTokens(toks, true, s.Renamed, nil)
 	}
 	s.hashed = len(s.Tokens)
 }

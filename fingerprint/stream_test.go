@@ -169,6 +169,7 @@ func checkSplits(t *testing.T, rng *rand.Rand, l Lang, text []byte, name string)
 	}
 	s := NewStream(p, l)
 	s.EnableRename(Params{K: 4, W: 3})
+	s.CollectKGrams()
 	whole := NewStream(p, l)
 	whole.EnableRename(Params{K: 4, W: 3})
 	whole.Write(text)
@@ -213,6 +214,15 @@ func checkSplits(t *testing.T, rng *rand.Rand, l Lang, text []byte, name string)
 	}
 	if !slices.Equal(s.Renamed, whole.Renamed) {
 		t.Fatalf("%s (%s): streamed rename-robust fingerprints differ from the whole text's", name, l)
+	}
+	// Every k-gram's hash, in order: the winnowed ones are among them, where they are.
+	if want := max(0, len(s.Tokens)-p.K+1); len(s.KGrams) != want {
+		t.Fatalf("%s (%s): %d k-gram hashes for %d tokens", name, l, len(s.KGrams), len(s.Tokens))
+	}
+	for _, f := range s.Fingerprints {
+		if s.KGrams[f.Pos] != f.Hash {
+			t.Fatalf("%s (%s): fingerprint at %d is not the k-gram hash there", name, l, f.Pos)
+		}
 	}
 }
 

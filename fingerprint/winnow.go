@@ -197,9 +197,10 @@ func RenameHash(t *Token) uint64 {
 }
 
 // pushTokens pushes the hashes of toks (rename-robust ones with rename) and appends
-// the fingerprints they decide to out. It is Push in a loop, with the roller and
-// the winnower kept in registers: the indexer's hot path.
-func (w *Winnower) pushTokens(toks []Token, rename bool, out []Fingerprint) []Fingerprint {
+// the fingerprints they decide to out, and, when kgrams is not nil, every k-gram's
+// hash to it. It is Push in a loop, with the roller and the winnower kept in
+// registers: the indexer's hot path.
+func (w *Winnower) pushTokens(toks []Token, rename bool, out []Fingerprint, kgrams *[]uint64) []Fingerprint {
 	r, wn := &w.roll, &w.win
 	k, ww := r.k, wn.w
 	h, slot, n := r.h, r.slot, r.n
@@ -219,6 +220,9 @@ func (w *Winnower) pushTokens(toks []Token, rename bool, out []Fingerprint) []Fi
 		}
 		// A k-gram is complete: winnow it, as winnower.push does.
 		kh := mix(h)
+		if kgrams != nil {
+			*kgrams = append(*kgrams, kh)
+		}
 		j := wn.n
 		ring[wn.head] = kh
 		wn.n++

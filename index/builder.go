@@ -61,6 +61,7 @@ type Builder struct {
 
 	allowExact, allowRename []uint64
 	allowSources            []string
+	kgrams                  *kgramBuilder
 }
 
 // NewBuilder starts a build into dir, creating it if needed.
@@ -234,7 +235,10 @@ func (b *Builder) Finish(m *Manifest) (*Manifest, error) {
 		m.Totals.Disk += s.Size
 	}
 	var err error
-	if m.Allow, err = b.writeAllow(); err != nil {
+	if m.Allow, err = b.writeAllow(); err == nil {
+		m.KGrams, err = b.writeKGrams()
+	}
+	if err != nil {
 		b.Abort()
 		return nil, err
 	}
@@ -256,6 +260,7 @@ func (b *Builder) Abort() {
 		os.Remove(filepath.Join(b.dir, s.File))
 	}
 	os.Remove(filepath.Join(b.dir, fmt.Sprintf("allow-%s.crs", b.build)))
+	os.Remove(filepath.Join(b.dir, fmt.Sprintf("kgrams-%s.crs", b.build)))
 }
 
 // removeStale deletes shard files that the new manifest does not name. Readers that
@@ -270,9 +275,10 @@ func (b *Builder) removeStale() {
 		keep[s.File] = true
 	}
 	keep[fmt.Sprintf("allow-%s.crs", b.build)] = true
+	keep[fmt.Sprintf("kgrams-%s.crs", b.build)] = true
 	for _, e := range entries {
 		n := e.Name()
-		if (strings.HasPrefix(n, "shard-") || strings.HasPrefix(n, "allow-")) && (strings.HasSuffix(n, ".crs") || strings.HasSuffix(n, ".crs.tmp")) && !keep[n] {
+		if (strings.HasPrefix(n, "shard-") || strings.HasPrefix(n, "allow-") || strings.HasPrefix(n, "kgrams-")) && (strings.HasSuffix(n, ".crs") || strings.HasSuffix(n, ".crs.tmp")) && !keep[n] {
 			os.Remove(filepath.Join(b.dir, n))
 		}
 	}

@@ -27,6 +27,7 @@ type Index struct {
 	exact  table
 	rename table // empty unless the index has rename-robust fingerprints
 	allow  allowSet
+	kgrams *kgramFilter // nil unless the index has one
 
 	closeOnce sync.Once
 }
@@ -132,6 +133,12 @@ func Open(dir string, opts OpenOptions) (*Index, error) {
 	}
 	if m.Allow != nil {
 		if ix.allow, err = readAllow(dir, m); err != nil {
+			ix.Close()
+			return nil, err
+		}
+	}
+	if m.KGrams != nil {
+		if err := ix.openKGrams(dir, opts); err != nil {
 			ix.Close()
 			return nil, err
 		}

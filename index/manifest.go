@@ -39,6 +39,8 @@ type Manifest struct {
 	Policy json.RawMessage `json:"policy,omitempty"`
 	// Allow is the index's allow set of permissive reference code, if it has one.
 	Allow *AllowInfo `json:"allow,omitempty"`
+	// KGrams is the index's filter of all its k-grams, if it has one.
+	KGrams *KGramInfo `json:"kgrams,omitempty"`
 }
 
 // ShardInfo names one shard file and what it holds.

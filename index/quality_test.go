@@ -2,6 +2,7 @@ package index
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -198,4 +199,55 @@ func TestTablesAreNotEvidence(t *testing.T) {
 		t.Errorf("with no evidence rule, the table rows were not found")
 	}
 	_ = numRE
+}
+
+func TestKGramFilter(t *testing.T) {
+	dir := t.TempDir()
+	opts := BuildOptions{Params: fingerprint.DefaultParams}
+	b, _ := NewBuilder(dir, opts)
+	b.InitKGrams(20000, 10)
+	r := b.AddRepo(Repo{Name: "gpl"})
+	g := gencode.New(5)
+	var all []uint64
+	for i := 0; i < 20; i++ {
+		s := fingerprint.NewStream(opts.Params, fingerprint.C)
+		s.CollectKGrams()
+		s.Write([]byte(g.CFile("", 5)))
+		s.Close()
+		d := NewDoc(s.Tokens, s.Fingerprints)
+		d.Repo = r
+		b.Add(d)
+		b.AddKGrams(s.KGrams)
+		all = append(all, s.KGrams...)
+	}
+	m, err := b.Finish(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(dir, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if !ix.HasKGramFilter() || m.KGrams.KGrams != int64(len(all)) {
+		t.Fatalf("filter: %v, manifest %+v", ix.HasKGramFilter(), m.KGrams)
+	}
+	for _, h := range all {
+		if !ix.MayHaveKGram(h) {
+			t.Fatalf("the filter lost k-gram %x", h)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	fp := 0
+	for i := 0; i < 100000; i++ {
+		if ix.MayHaveKGram(rng.Uint64()) {
+			fp++
+		}
+	}
+	if rate := float64(fp) / 100000; rate > 3*m.KGrams.FalsePositives+0.005 || rate > 0.05 {
+		t.Errorf("false positive rate %.4f, the manifest estimates %.4f", rate, m.KGrams.FalsePositives)
+	}
+	if problems, err := Verify(dir); err != nil || len(problems) != 0 {
+		t.Errorf("Verify: %v %v", problems, err)
+	}
 }

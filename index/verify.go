@@ -22,6 +22,18 @@ func Verify(dir string) (problems []error, err error) {
 			problems = append(problems, fmt.Errorf("%s: %w", si.File, err))
 		}
 	}
+	if m.Allow != nil {
+		if _, err := readAllow(dir, m); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if m.KGrams != nil {
+		ix := &Index{Manifest: m}
+		if err := ix.openKGrams(dir, OpenOptions{}); err != nil {
+			problems = append(problems, err)
+		}
+		ix.Close()
+	}
 	return problems, nil
 }
 

@@ -48,6 +48,11 @@ type detector struct {
 	echo    echoSet
 	isEcho  []bool // per token
 	closed  bool
+	// absent is the first token of the last k-gram the index certainly lacks (its
+	// k-gram filter says so), -1 if none: no run that goes on from here can hold
+	// it, so the text before it is safe whatever comes.
+	absent int
+	kgrams int // k-grams checked against the filter
 }
 
 func newDetector(ix *index.Index, l fingerprint.Lang, context string, echo echoSet, mo index.MatchOptions) *detector {
@@ -56,7 +61,10 @@ func newDetector(ix *index.Index, l fingerprint.Lang, context string, echo echoS
 	t := max(ix.Params().Threshold(), mo.MinTokens)
 	mo.MinTokens = t
 	d := &detector{ix: ix, t: t, fp: fingerprint.NewStream(ix.Params(), l),
-		m: ix.NewMatcher(mo), echo: echo, ctxToks: -1}
+		m: ix.NewMatcher(mo), echo: echo, ctxToks: -1, absent: -1}
+	if ix.HasKGramFilter() {
+		d.fp.CollectKGrams()
+	}
 	if context != "" {
 		d.fp.Write([]byte(context))
 		d.fp.Write([]byte{'\n'})
@@ -94,6 +102,11 @@ func (d *detector) close() {
 
 func (d *detector) update() {
 	d.m.Update(d.fp.Tokens, d.fp.Fingerprints)
+	for ; d.kgrams < len(d.fp.KGrams); d.kgrams++ {
+		if !d.ix.MayHaveKGram(d.fp.KGrams[d.kgrams]) {
+			d.absent = d.kgrams
+		}
+	}
 	toks := d.fp.Tokens
 	for i := len(d.isEcho); i < len(toks); i++ {
 		d.isEcho = append(d.isEcho, i < d.ctxToks)
@@ -118,22 +131,20 @@ func (d *detector) decided() int {
 }
 
 // safe returns how many bytes of output can no longer become part of a run that is
-// not found yet: a run reaching the threshold t is found as soon as its t-th token
+// not found yet. A run reaching the threshold t is found as soon as its t-th token
 // is known, so only the last t-1 known tokens, and the bytes not yet tokenized, may
-// still begin one. Output before that has been checked for good.
+// still begin one. With the index's k-gram filter the bound is tighter: a run that
+// goes on past the newest token holds every k-gram from its start to there, so it
+// cannot start at or before a k-gram the corpus lacks; on text that copies nothing
+// the newest k-gram is absent, and the client trails the model by about k tokens.
 func (d *detector) safe() int {
 	if d.closed {
 		return d.out
 	}
 	toks := d.fp.Tokens
 	end := d.fp.Pending()
-	if b := len(toks) - (d.t - 1); b < len(toks) {
-		if b < 0 {
-			b = 0
-		}
-		if b < len(toks) {
-			end = min(end, int(toks[b].Off))
-		}
+	if b := max(0, len(toks)-(d.t-1), d.absent+1); b < len(toks) {
+		end = min(end, int(toks[b].Off))
 	}
 	return min(max(0, end-d.ctxLen), d.out)
 }

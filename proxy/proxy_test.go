@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"cleanroom/fingerprint"
 	"cleanroom/proxy/upstream"
 )
 
@@ -423,5 +424,61 @@ func TestMinTokens(t *testing.T) {
 	}
 	if got := e.longestRun(s.content[0]); got >= 80 {
 		t.Errorf("the client got a run of %d tokens", got)
+	}
+}
+
+// TestAdaptiveHoldback: with the index's k-gram filter, text that copies nothing
+// trails the model by about k tokens, not t.
+func TestAdaptiveHoldback(t *testing.T) {
+	e := newEnv(t, "block", "")
+	if !e.ix.HasKGramFilter() {
+		t.Fatal("the test index has no k-gram filter")
+	}
+	words := strings.Repeat("another original word of prose here ", 10) // 60 tokens
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := func(delta, finish string) {
+			fmt.Fprintf(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":%s,"finish_reason":%s}]}`+"\n\n", delta, finish)
+			w.(http.Flusher).Flush()
+		}
+		for _, word := range strings.SplitAfter(words, " ") {
+			chunk(fmt.Sprintf(`{"content":%q}`, word), "null")
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		chunk(`{}`, `"stop"`)
+		io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	defer up.Close()
+	defer close(release)
+	old := e.srv.upstream
+	e.srv.upstream, _ = old.Parse(up.URL)
+	defer func() { e.srv.upstream = old }()
+	resp := post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "x"))
+	defer resp.Body.Close()
+	want := 60 - fingerprint.DefaultParams.K - 2 // tokens the client should have while the model waits
+	got := make(chan int, 1)
+	go func() {
+		var seen []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			seen = append(seen, buf[:n]...)
+			if toks := strings.Count(string(seen), `"content":"`); toks >= want || err != nil {
+				got <- toks
+				return
+			}
+		}
+	}()
+	select {
+	case n := <-got:
+		if n < want {
+			t.Errorf("the client got %d of 60 tokens, want at least %d", n, want)
+		}
+	case <-time.After(2 * time.Second):
+		t.Errorf("the client had fewer than %d of 60 tokens while the model waited: held back as if by t-1", want)
 	}
 }

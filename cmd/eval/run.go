@@ -132,7 +132,7 @@ func copyGoHalf(c *config) (string, error) {
 func buildIndex(ctx context.Context, c *config, allowDir string) (*index.Index, error) {
 	dir := filepath.Join(c.out, "index")
 	sources := []string{c.kernel, "emacs=" + c.emacs, c.glibc}
-	stamp := fmt.Sprintf("%v %v %v %d go=%s", sources, fingerprint.DefaultParams, fingerprint.DefaultRenameParams,
+	stamp := fmt.Sprintf("%v %v %v %d kgrams=8 go=%s", sources, fingerprint.DefaultParams, fingerprint.DefaultRenameParams,
 		fingerprint.TokenizerVersion, c.goroot)
 	if old, err := os.ReadFile(dir + ".stamp"); err == nil && string(old) == stamp {
 		if ix, err := index.Open(dir, index.OpenOptions{}); err == nil {
@@ -141,7 +141,7 @@ func buildIndex(ctx context.Context, c *config, allowDir string) (*index.Index, 
 		}
 	}
 	c.log.Info("building the index", "dir", dir, "sources", sources)
-	b, err := build.New(build.Options{Out: dir, Rename: fingerprint.DefaultRenameParams,
+	b, err := build.New(build.Options{Out: dir, Rename: fingerprint.DefaultRenameParams, KGramBits: 8,
 		Allow: []string{"go-half=" + allowDir}, Log: c.log}, sources)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,7 @@ func runBuild(args []string) int {
 	fs.IntVar(&opts.Params.W, "w", fingerprint.DefaultParams.W, "k-grams per winnowing window")
 	fs.IntVar(&opts.Workers, "workers", 0, "fingerprinting goroutines (default: one per core)")
 	rename := fs.Bool("rename", false, "also store rename-robust fingerprints, for `scan --rename`")
+	fs.IntVar(&opts.KGramBits, "kgram-bits", 8, "bits per k-gram of the filter of all k-grams that shortens the proxy's holdback; 0 for none")
 	fs.IntVar(&opts.Rename.K, "rename-k", fingerprint.DefaultRenameParams.K, "tokens per k-gram of the rename-robust fingerprints")
 	fs.IntVar(&opts.Rename.W, "rename-w", fingerprint.DefaultRenameParams.W, "k-grams per window of the rename-robust fingerprints")
 	fs.Func("allow", "a `SOURCE` of permissive reference code whose fingerprints are boilerplate, not evidence (repeatable)", func(s string) error {

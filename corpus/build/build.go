@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -33,12 +34,17 @@ type Options struct {
 	Rename fingerprint.Params
 	// Allow are sources of permissive reference code (NAME=PATH or PATH): their
 	// fingerprints make the index's allow set, boilerplate not to count as evidence.
-	Allow   []string
-	Workers int // fingerprinting goroutines; default GOMAXPROCS
-	Walk    corpus.Options
-	Policy  *corpus.Policy // default corpus.DefaultPolicy()
-	Index   index.BuildOptions
-	Log     *slog.Logger // default slog.Default()
+	Allow []string
+	// KGramBits is how many bits the filter of all k-grams (index.Builder.InitKGrams)
+	// spends per k-gram; 0 builds none. It is sized from the sources' sizes before
+	// they are read: a bad estimate costs false positives (a longer holdback in the
+	// proxy), never a missed match.
+	KGramBits int
+	Workers   int // fingerprinting goroutines; default GOMAXPROCS
+	Walk      corpus.Options
+	Policy    *corpus.Policy // default corpus.DefaultPolicy()
+	Index     index.BuildOptions
+	Log       *slog.Logger // default slog.Default()
 }
 
 // Summary is what a build did.
@@ -149,6 +155,13 @@ func (b *Builder) Run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	go corpus.PreloadLicenseDB()
+	if b.opts.KGramBits > 0 {
+		var bytes int64
+		for _, src := range b.sources {
+			bytes += estimateText(src)
+		}
+		ib.InitKGrams(bytes/6, b.opts.KGramBits) // code runs 4 to 7 bytes a token
+	}
 	sum := &Summary{Licenses: map[string]int64{}, Excluded: map[string]int64{}, Skipped: map[string]int64{}}
 	var infos []index.SourceInfo
 	for i, src := range b.sources {
@@ -184,12 +197,22 @@ type fileResult struct {
 	size int
 }
 
+// estimateText estimates the bytes of text a source holds, from its size on disk
+// and the ratio its compression typically achieves on source code.
+func estimateText(src *corpus.Source) int64 {
+	ratio := map[string]int64{corpus.KindTarGz: 5, corpus.KindTarXz: 8, corpus.KindTarZst: 6, corpus.KindTarBz2: 6, corpus.KindZip: 4}[src.Kind]
+	if src.Kind == corpus.KindFile && strings.ContainsAny(filepath.Ext(src.Path), "gzxzstbz2") {
+		ratio = 4
+	}
+	return src.Size() * max(ratio, 1)
+}
+
 // allowSource fingerprints a permissive reference source into the allow set: every
 // file, whatever its license.
 func (b *Builder) allowSource(ctx context.Context, ib *index.Builder, src *corpus.Source) error {
 	b.opts.Log.Info("reading allow source", "source", src.Name, "path", src.Path)
 	var exact, renamed []uint64
-	err := b.fingerprintAll(ctx, src, nil, nil, func(r fileResult) error {
+	err := b.fingerprintAll(ctx, src, nil, nil, nil, func(r fileResult) error {
 		for _, p := range r.doc.Postings {
 			exact = append(exact, p.Hash)
 		}
@@ -207,8 +230,9 @@ func (b *Builder) allowSource(ctx context.Context, ib *index.Builder, src *corpu
 
 // fingerprintAll walks a source and fingerprints its files on every core, handing
 // each result to handle in walk order (a build is reproducible), from one goroutine.
+// The k-grams of every file go to kgrams' filter, when it is not nil.
 func (b *Builder) fingerprintAll(ctx context.Context, src *corpus.Source, repos *corpus.Repos, stats *corpus.Stats,
-	handle func(fileResult) error) error {
+	kgrams *index.Builder, handle func(fileResult) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type job struct {
@@ -226,8 +250,15 @@ func (b *Builder) fingerprintAll(ctx context.Context, src *corpus.Source, repos 
 			if b.opts.Rename != (fingerprint.Params{}) {
 				s.EnableRename(b.opts.Rename)
 			}
+			if kgrams != nil && b.opts.KGramBits > 0 {
+				s.CollectKGrams()
+			}
 			for j := range jobs {
-				results <- fingerprintFile(s, b.opts.Rename.K > 0, j.seq, j.f)
+				r := fingerprintFile(s, b.opts.Rename.K > 0, j.seq, j.f)
+				if kgrams != nil {
+					kgrams.AddKGrams(s.KGrams)
+				}
+				results <- r
 			}
 		}()
 	}
@@ -288,7 +319,7 @@ func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Sou
 	defer sp.remove()
 	repos := corpus.NewRepos(src)
 	stats := &corpus.Stats{}
-	if err := b.fingerprintAll(ctx, src, repos, stats, func(r fileResult) error { return sp.add(r.doc) }); err != nil {
+	if err := b.fingerprintAll(ctx, src, repos, stats, ib, func(r fileResult) error { return sp.add(r.doc) }); err != nil {
 		return info, err
 	}
 	if err := repos.Detect(); err != nil {

@@ -16,7 +16,8 @@ type Repo struct {
 	Files, Funcs  int
 }
 
-// Build writes an index of generated C to dir, with the default parameters: the
+// Build writes an index of generated C to dir, with the default parameters and a
+// filter of all k-grams (as indexer build makes by default): the
 // files of each repository are src/<name><i>.c, with URLs under
 // https://example.org/<name>/. It returns the texts of each repository's files; the
 // same seed gives the same texts.
@@ -27,12 +28,18 @@ func Build(dir string, seed uint64, repos ...Repo) (map[string][]string, error) 
 		return nil, err
 	}
 	texts := map[string][]string{}
+	b.InitKGrams(int64(len(repos))*10000, 10)
 	for _, repo := range repos {
 		r := b.AddRepo(index.Repo{Name: repo.Name, License: repo.License, URL: "https://example.org/" + repo.Name + "/{path}#L{start}-L{end}"})
 		for i := 0; i < repo.Files; i++ {
 			text := g.CFile("", max(repo.Funcs, 1))
 			texts[repo.Name] = append(texts[repo.Name], text)
-			d := index.NewDoc(fingerprint.Fingerprints(fingerprint.DefaultParams, fingerprint.C, []byte(text)))
+			s := fingerprint.NewStream(fingerprint.DefaultParams, fingerprint.C)
+			s.CollectKGrams()
+			s.Write([]byte(text))
+			s.Close()
+			b.AddKGrams(s.KGrams)
+			d := index.NewDoc(s.Tokens, s.Fingerprints)
 			d.Repo, d.Path, d.License, d.LicenseFrom, d.Lang = r, fmt.Sprintf("src/%s%d.c", repo.Name, i), repo.License, "spdx-line", "c"
 			d.Size = int64(len(text))
 			if err := b.Add(d); err != nil {

@@ -1,0 +1,209 @@
+package index
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// A k-gram filter holds every k-gram of the indexed code, not only the winnowed
+// ones, in a blocked Bloom filter: one 512-bit block per k-gram, so a query costs
+// one cache line. A run of the output can only become a match if each of its
+// k-grams is in the corpus; once the newest k-gram is known absent, the text before
+// it can go to the client. That shortens the proxy's holdback from t-1 tokens to
+// about k on text that copies nothing. A false "present" only holds text back a
+// little longer; the filter never says "absent" of a k-gram the corpus has.
+//
+// It lives in kgrams-<build>.crs, a container with a JSON section kgrams.meta and
+// the bit blocks, raw and mapped, in kgrams.bits.
+type kgramFilter struct {
+	bits   []byte // blocks of 64 bytes
+	blocks uint64
+}
+
+// KGramInfo describes an index's k-gram filter in its manifest.
+type KGramInfo struct {
+	File   string `json:"file"`
+	Size   int64  `json:"size"`
+	XXHash string `json:"xxhash"`
+	Blocks uint64 `json:"blocks"`
+	// KGrams is how many k-grams went in, and FalsePositives the share of absent
+	// k-grams the filter would call present at that load.
+	KGrams         int64   `json:"kgrams"`
+	FalsePositives float64 `json:"false_positives"`
+}
+
+const (
+	secKGramMeta = "kgrams.meta"
+	secKGramBits = "kgrams.bits"
+	blockBits    = 512
+	kgramProbes  = 7 // bits set per k-gram: near optimal at 8-12 bits a k-gram
+)
+
+// probes returns the block and the bit positions within it of a k-gram hash, which
+// is already well mixed: the high half picks the block, the low half the bits.
+func probes(h, blocks uint64, fn func(bit uint32)) uint64 {
+	block := (h >> 32) * blocks >> 32
+	h1, h2 := uint32(h), uint32(h>>16)|1
+	for i := uint32(0); i < kgramProbes; i++ {
+		fn((h1 + i*h2) % blockBits)
+	}
+	return block
+}
+
+// has reports whether the filter may hold k-gram hash h.
+func (f *kgramFilter) has(h uint64) bool {
+	var want [8]uint64
+	block := probes(h, f.blocks, func(bit uint32) { want[bit/64] |= 1 << (bit % 64) })
+	b := f.bits[block*64 : block*64+64]
+	for w := range 8 {
+		if binary.LittleEndian.Uint64(b[8*w:])&want[w] != want[w] {
+			return false
+		}
+	}
+	return true
+}
+
+// kgramBuilder fills a filter from many goroutines.
+type kgramBuilder struct {
+	words  []uint64
+	blocks uint64
+	n      atomic.Int64
+}
+
+func newKGramBuilder(expected int64, bitsPer int) *kgramBuilder {
+	blocks := uint64(max(1, (expected*int64(bitsPer)+blockBits-1)/blockBits))
+	return &kgramBuilder{words: make([]uint64, blocks*8), blocks: blocks}
+}
+
+func (b *kgramBuilder) add(hs []uint64) {
+	for _, h := range hs {
+		var want [8]uint64
+		block := probes(h, b.blocks, func(bit uint32) { want[bit/64] |= 1 << (bit % 64) })
+		for w, m := range want {
+			if m != 0 {
+				atomic.OrUint64(&b.words[block*8+uint64(w)], m)
+			}
+		}
+	}
+	b.n.Add(int64(len(hs)))
+}
+
+// falsePositives estimates the filter's false positive rate from its fill.
+func (b *kgramBuilder) falsePositives() float64 {
+	set := 0
+	for _, w := range b.words {
+		for ; w != 0; w &= w - 1 {
+			set++
+		}
+	}
+	return math.Pow(float64(set)/float64(len(b.words)*64), kgramProbes)
+}
+
+// InitKGrams makes the build keep a filter of all k-grams, sized for about
+// expected of them at bitsPer bits each. Call it before AddKGrams.
+func (b *Builder) InitKGrams(expected int64, bitsPer int) {
+	b.kgrams = newKGramBuilder(expected, bitsPer)
+}
+
+// AddKGrams adds k-gram hashes to the filter; it is safe for concurrent use, and a
+// no-op without InitKGrams.
+func (b *Builder) AddKGrams(hs []uint64) {
+	if b.kgrams != nil {
+		b.kgrams.add(hs)
+	}
+}
+
+// writeKGrams writes the k-gram filter, if any.
+func (b *Builder) writeKGrams() (*KGramInfo, error) {
+	kb := b.kgrams
+	if kb == nil {
+		return nil, nil
+	}
+	info := &KGramInfo{File: fmt.Sprintf("kgrams-%s.crs", b.build), Blocks: kb.blocks, KGrams: kb.n.Load(), FalsePositives: kb.falsePositives()}
+	meta, _ := json.Marshal(map[string]any{"blocks": kb.blocks, "probes": kgramProbes, "block_bits": blockBits})
+	path := filepath.Join(b.dir, info.File)
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return nil, err
+	}
+	h := xxhash.New()
+	cw := &countWriter{w: io.MultiWriter(f, h)}
+	bw := bufio.NewWriterSize(cw, 1<<20)
+	c, err := newContainerWriter(bw)
+	if err == nil {
+		err = c.add(secKGramMeta, codecRaw, meta)
+	}
+	if err == nil {
+		bits := make([]byte, 8*len(kb.words))
+		for i, w := range kb.words {
+			binary.LittleEndian.PutUint64(bits[8*i:], w)
+		}
+		err = c.add(secKGramBits, codecRaw, bits)
+	}
+	if err == nil {
+		err = c.close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(path+".tmp", path)
+	}
+	if err != nil {
+		os.Remove(path + ".tmp")
+		return nil, fmt.Errorf("index: writing %s: %w", path, err)
+	}
+	info.Size, info.XXHash = cw.n, hexSum(h)
+	return info, nil
+}
+
+// openKGrams maps and checks the k-gram filter an index's manifest names.
+func (ix *Index) openKGrams(dir string, opts OpenOptions) error {
+	k := ix.Manifest.KGrams
+	data, err := mapFile(filepath.Join(dir, k.File))
+	if err != nil {
+		return fmt.Errorf("index: k-gram filter: %w", err)
+	}
+	ix.maps = append(ix.maps, data)
+	if int64(len(data)) != k.Size || !opts.SkipChecksums && fmt.Sprintf("%016x", xxhash.Sum64(data)) != k.XXHash {
+		return fmt.Errorf("index: k-gram filter %s: %w: size or checksum differs from the manifest's", k.File, ErrCorrupt)
+	}
+	c, err := parseContainer(data)
+	if err == nil && !opts.SkipChecksums {
+		err = c.verify()
+	}
+	var bits []byte
+	if err == nil {
+		bits, err = c.section(secKGramBits)
+	}
+	if err == nil && uint64(len(bits)) != k.Blocks*64 {
+		err = corruptf("%s: %d bytes for %d blocks", secKGramBits, len(bits), k.Blocks)
+	}
+	if err != nil {
+		return fmt.Errorf("index: k-gram filter %s: %w", k.File, err)
+	}
+	ix.kgrams = &kgramFilter{bits: bits, blocks: k.Blocks}
+	return nil
+}
+
+// HasKGramFilter reports whether the index has a filter of all its k-grams.
+func (ix *Index) HasKGramFilter() bool { return ix.kgrams != nil }
+
+// MayHaveKGram reports whether k-gram hash h may occur in the indexed code: false
+// only when it certainly does not. Without a filter it is always true.
+func (ix *Index) MayHaveKGram(h uint64) bool { return ix.kgrams == nil || ix.kgrams.has(h) }
