@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -43,6 +44,7 @@ func runBuild(args []string) int {
 	})
 	fs.IntVar(&opts.Index.MaxShardPostings, "shard-postings", 8<<20, "postings per shard, at most")
 	quiet := fs.Bool("quiet", false, "no progress output")
+	memLimit := fs.Int64("memory-limit", 1536, "soft limit of the heap, in MiB, that the garbage collector keeps to (GOMEMLIMIT overrides it); 0 for none")
 	opts.Walk.Flags(fs)
 	pol := corpus.DefaultPolicy()
 	pol.Flags(fs) // -policy FILE and the flags after it apply in order
@@ -55,6 +57,11 @@ func runBuild(args []string) int {
 	}
 	if !*rename {
 		opts.Rename = fingerprint.Params{}
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *memLimit > 0 {
+		// The build holds a shard while the last one is written; without a limit the
+		// collector lets the heap double, and the whole kernel would take 2.4 GB.
+		debug.SetMemoryLimit(*memLimit << 20)
 	}
 	opts.Policy = pol
 	interactive := term.IsTerminal(int(os.Stderr.Fd())) && !*quiet
