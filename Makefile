@@ -32,6 +32,12 @@ deps:
 		echo "npm ci in proxy/sdk/node"; \
 		npm ci --prefix proxy/sdk/node --no-audit --no-fund --loglevel=error >/dev/null; \
 	fi
+	@# Microsoft's SARIF multitool, which validates `indexer scan --format sarif` in cmd/indexer's tests.
+	@if ! command -v npm >/dev/null; then echo "npm is missing: the SARIF validation in cmd/indexer will skip"; \
+	elif [ cmd/indexer/testdata/sarif-tool/package-lock.json -nt cmd/indexer/testdata/sarif-tool/node_modules/.package-lock.json ]; then \
+		echo "npm ci in cmd/indexer/testdata/sarif-tool"; \
+		npm ci --prefix cmd/indexer/testdata/sarif-tool --no-audit --no-fund --loglevel=error >/dev/null; \
+	fi
 
 demo-deps:
 	@$(MAKE) --no-print-directory deps TEST_PKGS="$(DEMO_PKGS)"

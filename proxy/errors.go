@@ -17,9 +17,18 @@ type apiError struct {
 
 // writeError answers with an error in the OpenAI shape.
 func writeError(w http.ResponseWriter, status int, typ, code, message string) {
+	writeParamError(w, status, typ, code, "", message)
+}
+
+// writeParamError answers with an error in the OpenAI shape that names the
+// request's parameter at fault.
+func writeParamError(w http.ResponseWriter, status int, typ, code, param, message string) {
 	e := apiError{Message: message, Type: typ}
 	if code != "" {
 		e.Code = &code
+	}
+	if param != "" {
+		e.Param = &param
 	}
 	b, _ := json.Marshal(map[string]apiError{"error": e})
 	w.Header().Set("Content-Type", "application/json")

@@ -6,7 +6,10 @@ import (
 )
 
 // outcomes of a completion request, the values of the requests counter's label.
-var outcomes = []string{"clean", "annotated", "blocked", "bad_request", "upstream_error", "unavailable", "canceled"}
+// refused: the model's license is blocked by the policy; unchecked: passed on
+// unfiltered because no index is loaded and --fail-open is set.
+var outcomes = []string{"clean", "annotated", "blocked", "bad_request", "upstream_error", "unavailable", "canceled",
+	"refused", "unchecked"}
 
 // metrics are the proxy's Prometheus metrics, on a registry of their own.
 type metrics struct {
@@ -27,6 +30,8 @@ type metrics struct {
 	indexBuilt     prometheus.Gauge
 	indexLoaded    prometheus.Gauge
 	ready          prometheus.Gauge
+	failOpen       prometheus.Gauge
+	modelRequests  *prometheus.CounterVec // model, license, class, decision
 }
 
 func newMetrics() *metrics {
@@ -35,7 +40,7 @@ func newMetrics() *metrics {
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cleanroom_requests_total",
-		Help: "Completion requests by endpoint (chat, completions), stream (true, false, or unknown when the request was not read) and outcome (clean, annotated, blocked, bad_request, upstream_error, unavailable, canceled).",
+		Help: "Completion requests by endpoint (chat, completions), stream (true, false, or unknown when the request was not read) and outcome (clean, annotated, blocked, bad_request, upstream_error, unavailable, canceled, refused for a model license the policy blocks, unchecked when passed on unfiltered in fail-open mode).",
 	}, []string{"endpoint", "stream", "outcome"})
 	f(m.requests)
 	m.matches = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -83,6 +88,12 @@ func newMetrics() *metrics {
 	m.indexBuilt = gauge("cleanroom_index_build_timestamp_seconds", "When the index being served was built, in Unix seconds.")
 	m.indexLoaded = gauge("cleanroom_index_load_timestamp_seconds", "When the index being served was loaded, in Unix seconds.")
 	m.ready = gauge("cleanroom_ready", "1 when an index is loaded and the proxy serves completions, else 0.")
+	m.failOpen = gauge("cleanroom_fail_open", "1 while completions pass through unchecked: no index is loaded and --fail-open is set; else 0.")
+	m.modelRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cleanroom_model_requests_total",
+		Help: "Requests naming a model, by the model's entry in the policy's model list (unlisted for models it does not list), its license and license class, and the decision (allowed, refused).",
+	}, []string{"model", "license", "class", "decision"})
+	f(m.modelRequests)
 	// Counters a dashboard divides by, or an alert takes the increase of, must exist
 	// before their first event.
 	for _, ep := range []string{endpointChat, endpointCompletions} {
@@ -99,4 +110,18 @@ func newMetrics() *metrics {
 		m.reloads.WithLabelValues(r)
 	}
 	return m
+}
+
+// knowModels creates the model request series of every model the policy lists,
+// and of unlisted ones, so that rates and increases see their first requests.
+func (m *metrics) knowModels(mp *ModelPolicy) {
+	decisions := []modelDecision{{}, {refused: true}}
+	if mp != nil {
+		for _, e := range mp.list {
+			decisions = append(decisions, modelDecision{entry: e}, modelDecision{entry: e, refused: true})
+		}
+	}
+	for _, d := range decisions {
+		m.modelRequests.WithLabelValues(d.labels())
+	}
 }

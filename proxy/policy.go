@@ -62,12 +62,18 @@ func ParseAction(s string) (Action, error) {
 // strictest and OR the least strict (the user may choose). For one license, an
 // exact id wins over a pattern (the longest first), a pattern over a class, and a
 // class over the default, the --mode flag.
+//
+// A third section, models:, lists the upstream's models with their licenses and
+// says which the gateway refuses (see ModelPolicy).
 type Policy struct {
 	Default Action
 	// MinTokens, from the file's match: {min_tokens: N}, makes the proxy act only on
 	// matches of at least N tokens, for a company that wants more certainty than
 	// the index's guarantee threshold (a longer holdback in block mode).
 	MinTokens int
+	// Models is the models section, nil when the file has none: no model is
+	// listed and none is refused.
+	Models *ModelPolicy
 
 	exact     map[string]Action // upper-case id
 	patterns  []patternAction   // longest first
@@ -110,6 +116,7 @@ func ParsePolicy(data []byte, def Action) (*Policy, error) {
 		Actions   yaml.Node `yaml:"actions"`
 		Allowlist yaml.Node `yaml:"allowlist"`
 		Match     yaml.Node `yaml:"match"`
+		Models    yaml.Node `yaml:"models"`
 	}
 	if err := yaml.Unmarshal(data, &f); err != nil {
 		return nil, err
@@ -139,6 +146,13 @@ func ParsePolicy(data []byte, def Action) (*Policy, error) {
 			}
 			p.MinTokens = v
 		}
+	}
+	if f.Models.Kind != 0 {
+		mp, err := parseModelPolicy(&f.Models)
+		if err != nil {
+			return nil, err
+		}
+		p.Models = mp
 	}
 	if f.Allowlist.Kind != 0 {
 		var entries []map[string]string

@@ -41,6 +41,11 @@ type Options struct {
 	MaxEvent   int           // largest upstream event, bytes; default 16 MiB
 	Poll       time.Duration // how often to look for a new index manifest; default 5s, 0 never
 	Match      index.MatchOptions
+	// FailOpen lets the proxy start without a loadable index and pass completions
+	// through unchecked until one loads, rather than refuse to start. It is off by
+	// default: a gateway that promised to filter must not serve unfiltered unless
+	// its operator chose so. The cleanroom_fail_open gauge is 1 meanwhile.
+	FailOpen bool
 }
 
 // Flags registers the options as flags, defaulting to the environment.
@@ -63,6 +68,8 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Poll, "poll", poll, "how often to look for a rebuilt index; 0 to reload only on SIGHUP ($"+envName("poll")+")")
 	minTokens, _ := strconv.Atoi(envOr("min-tokens", "0"))
 	fs.IntVar(&o.Match.MinTokens, "min-tokens", minTokens, "act only on matches of at least this many tokens (default and minimum: the index's threshold) ($"+envName("min-tokens")+")")
+	failOpen, _ := strconv.ParseBool(envOr("fail-open", "false"))
+	fs.BoolVar(&o.FailOpen, "fail-open", failOpen, "start without a loadable index and pass completions through UNCHECKED until one loads ($"+envName("fail-open")+")")
 }
 
 func envName(flag string) string {
@@ -76,8 +83,8 @@ func envOr(flag, def string) string {
 	return def
 }
 
-// A Server is the gateway. Its Handler serves the proxied API, /metrics, /healthz
-// and /readyz.
+// A Server is the gateway. Its Handler serves the proxied API, /metrics, /healthz,
+// /readyz and /v1/cleanroom/index.
 type Server struct {
 	opts     Options
 	upstream *url.URL
@@ -94,7 +101,8 @@ type Server struct {
 type ctxKey struct{}
 
 // New checks the options and loads the index. It fails when the index cannot be
-// loaded: a gateway that promised to filter must not serve unfiltered.
+// loaded, a gateway that promised to filter must not serve unfiltered, unless
+// opts.FailOpen is set.
 func New(opts Options, log *slog.Logger) (*Server, error) {
 	if opts.Index == "" || opts.Upstream == "" {
 		return nil, errors.New("both --index and --upstream are required")
@@ -132,9 +140,14 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{opts: opts, upstream: u, policy: policy, store: &store{dir: opts.Index}, metrics: newMetrics(),
 		log: log, audit: audit, stop: make(chan struct{})}
+	s.metrics.knowModels(policy.Models)
 	if err := s.Reload(); err != nil {
-		audit.close()
-		return nil, err
+		if !opts.FailOpen {
+			audit.close()
+			return nil, err
+		}
+		s.metrics.failOpen.Set(1)
+		log.Error("no index: completions pass through UNCHECKED until one loads (--fail-open)", "dir", opts.Index, "err", err)
 	}
 	s.rp = &httputil.ReverseProxy{
 		Rewrite:        s.rewrite,
@@ -148,6 +161,10 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc(IndexPath, s.indexInfo)
+	s.mux.HandleFunc("/v1/cleanroom/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "invalid_request_error", "not_found", "cleanroom serves "+IndexPath+" only under /v1/cleanroom/")
+	})
 	s.mux.HandleFunc("/", s.serve)
 	if opts.Poll > 0 {
 		go s.poll(opts.Poll)
@@ -191,6 +208,9 @@ func (s *Server) Reload() error {
 	s.metrics.indexBuilt.Set(float64(m.Created.Unix()))
 	s.metrics.indexLoaded.SetToCurrentTime()
 	s.metrics.ready.Set(1)
+	if s.opts.FailOpen {
+		s.metrics.failOpen.Set(0)
+	}
 	s.log.Info("index loaded", "dir", s.opts.Index, "build", m.Build, "docs", ix.NumDocs(),
 		"fingerprints", ix.NumPostings(), "shards", len(m.Shards), "took", took.Round(time.Millisecond).String())
 	return nil
@@ -218,6 +238,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ready\n")
 		return
 	}
+	if s.opts.FailOpen {
+		// Serving, unchecked: taking the proxy out of rotation would defeat the choice.
+		io.WriteString(w, "ready, fail-open: no index is loaded and completions pass unchecked\n")
+		return
+	}
 	writeError(w, http.StatusServiceUnavailable, "server_error", "index_unavailable", "no index is loaded")
 }
 
@@ -241,7 +266,9 @@ func endpointOf(r *http.Request) string {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	endpoint := endpointOf(r)
 	if endpoint == "" {
-		s.rp.ServeHTTP(w, r)
+		if s.gatePassThrough(w, r) {
+			s.rp.ServeHTTP(w, modelsRequest(r))
+		}
 		return
 	}
 	rid := r.Header.Get("X-Request-Id")
@@ -252,13 +279,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", rid)
 	l := s.store.acquire()
-	if l == nil {
+	if l == nil && !s.opts.FailOpen {
 		s.metrics.requests.WithLabelValues(endpoint, "unknown", "unavailable").Inc()
 		writeError(w, http.StatusServiceUnavailable, "server_error", "index_unavailable",
 			"cleanroom has no index loaded, so it cannot check completions; try again later")
 		return
 	}
-	defer s.store.release(l)
+	if l != nil {
+		defer s.store.release(l)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
 	if err != nil {
 		var mb *http.MaxBytesError
@@ -279,17 +308,30 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", err.Error())
 		return
 	}
-	f := newFilter(s, l.ix, req, rid)
-	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, f))
+	stream := strconv.FormatBool(req.stream)
+	if !s.admitModel(w, req.model, r.URL.Path) {
+		s.metrics.requests.WithLabelValues(endpoint, stream, "refused").Inc()
+		return
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
+	if l == nil {
+		// Fail-open, and no index yet: the operator chose to serve unchecked.
+		s.metrics.requests.WithLabelValues(endpoint, stream, "unchecked").Inc()
+		s.log.Info("completion", "request_id", rid, "endpoint", endpoint, "stream", req.stream, "n", req.n,
+			"model", req.model, "outcome", "unchecked")
+		s.rp.ServeHTTP(w, r)
+		return
+	}
+	f := newFilter(s, l.ix, req, rid)
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, f))
 	s.rp.ServeHTTP(w, r)
 }
 
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(s.upstream)
 	pr.SetXForwarded()
-	if pr.In.Context().Value(ctxKey{}) != nil {
+	if pr.In.Context().Value(ctxKey{}) != nil || pr.In.Context().Value(modelsKey{}) != nil {
 		// The proxy must read what it filters: no compressed bodies.
 		pr.Out.Header.Del("Accept-Encoding")
 	}
@@ -299,8 +341,12 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 // reached, its answer could not be used.
 var errBadResponse = errors.New("bad upstream response")
 
-// modifyResponse puts the filter between a completion response and the client.
+// modifyResponse puts the filter between a completion response and the client, and
+// adds the models' license objects to a model list.
 func (s *Server) modifyResponse(resp *http.Response) error {
+	if err := s.annotateModels(resp); err != nil {
+		return fmt.Errorf("%w: %w", errBadResponse, err)
+	}
 	if err := s.filterResponse(resp); err != nil {
 		return fmt.Errorf("%w: %w", errBadResponse, err)
 	}

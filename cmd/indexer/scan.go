@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unicode/utf16"
 
 	"cleanroom/fingerprint"
 	"cleanroom/index"
@@ -20,6 +26,11 @@ type scanMatch struct {
 	Coverage  float64    `json:"coverage"` // share of the file's tokens the match covers
 	Source    scanSource `json:"source"`
 	AlsoIn    int        `json:"also_in,omitempty"` // other indexed documents with the same code
+
+	// For SARIF: the columns of the match's first and last line (1-based, in
+	// UTF-16 code units, the end exclusive) and its text.
+	startCol, endCol int
+	text             string
 }
 
 type scanSource struct {
@@ -43,11 +54,14 @@ type scanReport struct {
 func runScan(args []string) int {
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: indexer scan --index DIR [flags] FILE... | -\n\nExit status: 0 nothing matches, 1 something matches, 2 error.")
+		fmt.Fprintln(fs.Output(), "usage: indexer scan --index DIR [flags] FILE|DIR... | -\n\n"+
+			"A directory is scanned for the source files in it (by name) and markdown, skipping dot-directories.\n"+
+			"Exit status: 0 nothing matches, 1 something matches, 2 error.")
 		fs.PrintDefaults()
 	}
 	dir := fs.String("index", "", "index `directory` (required)")
-	format := fs.String("format", "text", "output format: text or json")
+	format := fs.String("format", "text", "output format: text, json or sarif (SARIF 2.1.0, for code scanning)")
+	filesFrom := fs.String("files-from", "", "read the names of files to scan from `file`, one a line (- for standard input), as well as the arguments")
 	lang := fs.String("lang", "", "language of the input (default: by file name; markdown for stdin and unknown names)")
 	var mo index.MatchOptions
 	fs.IntVar(&mo.MinTokens, "min-tokens", 0, "report matches of at least this many tokens (default: the index's guarantee threshold)")
@@ -57,7 +71,7 @@ func runScan(args []string) int {
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return 2
 	}
-	if *dir == "" || fs.NArg() == 0 || (*format != "text" && *format != "json") {
+	if *dir == "" || (fs.NArg() == 0 && *filesFrom == "") || (*format != "text" && *format != "json" && *format != "sarif") {
 		fs.Usage()
 		return 2
 	}
@@ -82,7 +96,12 @@ func runScan(args []string) int {
 			ix.Params().Threshold(), ix.Params().Threshold())
 	}
 	rep := scanReport{Matches: []scanMatch{}}
-	for _, name := range fs.Args() {
+	names, errs := scanNames(fs.Args(), *filesFrom)
+	for _, err := range errs {
+		rep.Errors = append(rep.Errors, err.Error())
+		fmt.Fprintf(os.Stderr, "indexer: %v\n", err)
+	}
+	for _, name := range names {
 		var text []byte
 		if name == "-" {
 			text, err = io.ReadAll(os.Stdin)
@@ -105,14 +124,20 @@ func runScan(args []string) int {
 		m := ix.NewMatcher(mo)
 		m.Feed(s)
 		for _, x := range m.Matches() {
-			rep.Matches = append(rep.Matches, toScanMatch(name, len(s.Tokens), &x))
+			rep.Matches = append(rep.Matches, toScanMatch(name, text, len(s.Tokens), &x))
 		}
 	}
-	if *format == "json" {
+	switch *format {
+	case "sarif":
+		mf := ix.Manifest
+		if err := writeSARIF(os.Stdout, &rep, workingDir(), sarifIndexInfo(mf.Build, mf.Created, mf.Params().Threshold())); err != nil {
+			return fail("%v", err)
+		}
+	case "json":
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(rep)
-	} else {
+	default:
 		for _, m := range rep.Matches {
 			s := m.Source
 			fmt.Printf("%s:%d-%d: %d tokens (%.0f%% of the file) match %s %s:%d-%d (%s, from %s)",
@@ -135,8 +160,10 @@ func runScan(args []string) int {
 	return 0
 }
 
-func toScanMatch(file string, ntok int, m *index.Match) scanMatch {
+func toScanMatch(file string, text []byte, ntok int, m *index.Match) scanMatch {
+	q := m.Query
 	return scanMatch{
+		startCol: column(text, q.StartOff), endCol: column(text, q.EndOff), text: string(text[q.StartOff:q.EndOff]),
 		File: file, StartLine: m.Query.StartLine, EndLine: m.Query.EndLine, Tokens: m.Tokens,
 		Coverage: float64(m.Tokens) / float64(max(ntok, 1)), AlsoIn: m.Others,
 		Source: scanSource{
@@ -145,4 +172,82 @@ func toScanMatch(file string, ntok int, m *index.Match) scanMatch {
 			Version: m.Source.Repo.Version, URL: m.URL(),
 		},
 	}
+}
+
+// column returns the 1-based column of byte offset off in text, in UTF-16 code
+// units as SARIF counts by default.
+func column(text []byte, off int) int {
+	start := bytes.LastIndexByte(text[:off], '\n') + 1
+	n := 0
+	for _, r := range string(text[start:off]) {
+		n += max(utf16.RuneLen(r), 1)
+	}
+	return n + 1
+}
+
+// scanNames returns the files to scan: the arguments and the lines of filesFrom,
+// with directories replaced by the files in them that scan reads.
+func scanNames(args []string, filesFrom string) ([]string, []error) {
+	names := slices.Clone(args)
+	var errs []error
+	if filesFrom != "" {
+		var b []byte
+		var err error
+		if filesFrom == "-" {
+			b, err = io.ReadAll(os.Stdin)
+		} else {
+			b, err = os.ReadFile(filesFrom)
+		}
+		if err != nil {
+			return nil, []error{fmt.Errorf("--files-from: %w", err)}
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSuffix(l, "\r"); strings.TrimSpace(l) != "" {
+				names = append(names, l)
+			}
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	add := func(name string) {
+		if k := filepath.Clean(name); !seen[k] {
+			seen[k] = true
+			out = append(out, name)
+		}
+	}
+	for _, name := range names {
+		if fi, err := os.Stat(name); name == "-" || err != nil || !fi.IsDir() {
+			add(name) // reading it reports the error
+			continue
+		}
+		err := filepath.WalkDir(name, func(p string, d fs.DirEntry, err error) error {
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+				return nil
+			case d.IsDir() && p != name && strings.HasPrefix(d.Name(), "."):
+				return filepath.SkipDir
+			case d.Type().IsRegular() && scannable(p):
+				add(p)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return out, errs
+}
+
+// scannable reports whether a file found in a directory is scanned: source the
+// tokenizer reads, or markdown, whose fenced code is.
+func scannable(name string) bool {
+	if _, ok := fingerprint.LangForPath(name); ok {
+		return true
+	}
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".md", ".markdown":
+		return true
+	}
+	return false
 }

@@ -12,6 +12,15 @@ import (
 	"cleanroom/index"
 )
 
+// statsJSON is `indexer stats --format json`: the manifest (build, created,
+// sources with their versions, repositories, licenses, totals, shards) and what
+// follows from it.
+type statsJSON struct {
+	*index.Manifest
+	AgeSeconds int64 `json:"age_seconds"` // since the build
+	Threshold  int   `json:"threshold"`   // shared runs of this many tokens are always found
+}
+
 func runStats(args []string) int {
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
 	format := fs.String("format", "text", "output format: text or json")
@@ -29,7 +38,7 @@ func runStats(args []string) int {
 	if *format == "json" {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(m)
+		enc.Encode(statsJSON{Manifest: m, AgeSeconds: int64(time.Since(m.Created).Seconds()), Threshold: m.Params().Threshold()})
 		return 0
 	}
 	t := m.Totals

@@ -1,7 +1,7 @@
 // Command proxy is cleanroom's gateway: put it in front of an OpenAI-compatible API
 // and point clients at it.
 //
-//	proxy --index DIR --upstream URL [--listen ADDR] [--mode block|annotate] [--policy FILE]
+//	proxy --index DIR --upstream URL [--listen ADDR] [--mode block|annotate] [--policy FILE] [--fail-open]
 //
 // Every flag can also be set by an environment variable: CLEANROOM_INDEX,
 // CLEANROOM_UPSTREAM, CLEANROOM_LISTEN, ... SIGHUP reloads the index; so does a
@@ -52,7 +52,7 @@ func run(args []string) int {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("listening", "addr", opts.Listen, "upstream", opts.Upstream, "mode", opts.Mode)
+	log.Info("listening", "addr", opts.Listen, "upstream", opts.Upstream, "mode", opts.Mode, "fail_open", opts.FailOpen)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)

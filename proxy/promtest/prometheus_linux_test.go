@@ -107,14 +107,25 @@ type prometheus struct {
 	log string // file of its output
 }
 
-// startPrometheus starts a Prometheus that scrapes target every second, with its
-// storage in a temporary directory, and waits until it is ready. It is killed when
-// the test ends, and if the test binary dies first, by the kernel (Pdeathsig).
-func startPrometheus(t *testing.T, target string) *prometheus {
+// startPrometheus starts a Prometheus that scrapes target every second, and
+// evaluates the rule files given every second, with its storage in a temporary
+// directory, and waits until it is ready. It is killed when the test ends, and if
+// the test binary dies first, by the kernel (Pdeathsig).
+func startPrometheus(t *testing.T, target string, ruleFiles ...string) *prometheus {
 	t.Helper()
 	dir := t.TempDir()
 	config := fmt.Sprintf("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"+
 		"scrape_configs:\n  - job_name: cleanroom\n    static_configs:\n      - targets: [%q]\n", target)
+	if len(ruleFiles) > 0 {
+		config += "rule_files:\n"
+		for _, f := range ruleFiles {
+			abs, err := filepath.Abs(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			config += fmt.Sprintf("  - %q\n", abs)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
