@@ -92,7 +92,7 @@ func (w *walker) walkTar() error {
 		return w.errorf("%w", err)
 	}
 	defer d.Close()
-	tr := tar.NewReader(d)
+	tr := tar.NewReader(&bombGuard{r: d, w: w})
 	for {
 		if err := w.ctx.Err(); err != nil {
 			return err
@@ -187,6 +187,9 @@ func (w *walker) walkZip() error {
 		}
 		if err := w.handle(entry{path: p, size: size, open: zf.Open}); err != nil {
 			return err
+		}
+		if w.bomb != nil {
+			return w.errorf("%w", w.bomb)
 		}
 	}
 	return nil

@@ -7,8 +7,8 @@
 // entry that would escape the source. License files go to Repos, which decides after
 // the walk which directory is a repository root and, with go-license-detector, what
 // its license is. FileLicense reads the license a file states about itself (an SPDX
-// line or a notice), Classify sorts an SPDX expression into permissive, unknown, weak
-// or strong, and a Policy says which of them get indexed.
+// line or a notice). Package license classifies SPDX expressions into permissive,
+// unknown, weak or strong, and its Policy says which of them get indexed.
 //
 // The skip rules were measured on linux-source-6.1.tar.xz (55,405 .c and .h files):
 // the generated-code markers take 462 (register headers of habanalabs, omap2 and

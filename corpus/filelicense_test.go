@@ -3,6 +3,8 @@ package corpus
 import (
 	"strings"
 	"testing"
+
+	"cleanroom/corpus/license"
 )
 
 func TestFileLicenseSPDX(t *testing.T) {
@@ -104,7 +106,7 @@ func TestFileLicenseNotice(t *testing.T) {
 				t.Errorf("FileLicense = %q, %q; want %q, %q\ninput:\n%s", got, from, tt.want, wantFrom, tt.data)
 			}
 			if got != "" {
-				if _, err := Classify(got); err != nil {
+				if _, err := license.Classify(got); err != nil {
 					t.Errorf("Classify(%q): %v", got, err)
 				}
 			}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"cleanroom/corpus/license"
 )
 
 // fuzzWalk walks data stored as an archive of the given kind; it must not panic,
@@ -70,7 +72,7 @@ func FuzzFileLicense(f *testing.F) {
 			t.Errorf("FileLicense = %q, %q", expr, from)
 		}
 		if from == FromNotice {
-			if _, err := Classify(expr); err != nil {
+			if _, err := license.Classify(expr); err != nil {
 				t.Errorf("notice license %q does not parse: %v", expr, err)
 			}
 		}
@@ -81,12 +83,12 @@ func FuzzClassify(f *testing.F) {
 	for _, s := range []string{"GPL-2.0 WITH Linux-syscall-note", "(GPL-2.0 OR MIT) AND LGPL-2.1", "LicenseRef-x", "((", "MIT AND", "a WITH b WITH c"} {
 		f.Add(s)
 	}
-	p := DefaultPolicy()
+	p := license.DefaultPolicy()
 	f.Fuzz(func(t *testing.T, expr string) {
-		c, err := Classify(expr)
+		c, err := license.Classify(expr)
 		_, pc, perr := p.Keep(expr)
 		if (err == nil) != (perr == nil) || (err == nil && c != pc) {
-			t.Errorf("Classify(%q) = %v, %v but Keep gives %v, %v", expr, c, err, pc, perr)
+			t.Errorf("license.Classify(%q) = %v, %v but Keep gives %v, %v", expr, c, err, pc, perr)
 		}
 	})
 }

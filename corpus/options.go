@@ -2,15 +2,22 @@ package corpus
 
 import (
 	"flag"
-	"fmt"
-	"path"
 	"strings"
-	"sync"
+
+	"cleanroom/corpus/license"
 )
 
 // DefaultMaxFileSize is the default of Options.MaxFileSize: 1 MiB. Hand-written source
 // files are rarely bigger; the ones that are tend to be tables and generated code.
 const DefaultMaxFileSize = 1 << 20
+
+// DefaultMaxRatio is the default of Options.MaxRatio. Source archives inflate 3 to 15
+// times (linux-source-6.1.tar.xz: about 9); a bomb, thousands of times.
+const DefaultMaxRatio = 100
+
+// bombFloor is how much an archive may inflate before its ratio is checked: small
+// archives of repetitive text are not bombs. (A variable for the tests.)
+var bombFloor int64 = 256 << 20
 
 // Options say which files of a source Walk hands to its visitor. The zero value is
 // ready to use: files up to DefaultMaxFileSize, every path included.
@@ -18,6 +25,12 @@ type Options struct {
 	// MaxFileSize is the largest file, in bytes after decompression, that Walk reads;
 	// bigger files are skipped as "huge". Zero or less means DefaultMaxFileSize.
 	MaxFileSize int64
+	// MaxRatio bounds how much an archive (tar, compressed or not, or zip) may
+	// inflate: once it has given more than 256 MiB, and more than MaxRatio times the
+	// bytes read from it, it is a bomb and Walk ends with an error wrapping ErrBomb.
+	// (Each file is bounded by MaxFileSize besides.) Zero means DefaultMaxRatio;
+	// negative, no limit.
+	MaxRatio int64
 	// Include, when not empty, restricts the walk to files whose path matches one of its
 	// patterns; see Match for the pattern syntax. License files are read whatever
 	// Include says: they decide the license of the files that are included.
@@ -52,11 +65,22 @@ func (o *Options) maxFileSize() int64 {
 	return o.MaxFileSize
 }
 
+// maxRatio returns MaxRatio or its default; 0 means no limit.
+func (o *Options) maxRatio() int64 {
+	switch {
+	case o.MaxRatio == 0:
+		return DefaultMaxRatio
+	case o.MaxRatio < 0:
+		return 0
+	}
+	return o.MaxRatio
+}
+
 // check returns an error naming the first malformed pattern.
 func (o *Options) check() error {
 	for _, list := range [][]string{o.Include, o.Exclude} {
 		for _, p := range list {
-			if err := checkPattern(p); err != nil {
+			if err := license.CheckPattern(p); err != nil {
 				return err
 			}
 		}
@@ -68,7 +92,7 @@ func (o *Options) check() error {
 // whether include is consulted (false for license files).
 func (o *Options) selects(p string, include bool) bool {
 	for _, pat := range o.Exclude {
-		if Match(pat, p) {
+		if license.Match(pat, p) {
 			return false
 		}
 	}
@@ -76,7 +100,7 @@ func (o *Options) selects(p string, include bool) bool {
 		return true
 	}
 	for _, pat := range o.Include {
-		if Match(pat, p) {
+		if license.Match(pat, p) {
 			return true
 		}
 	}
@@ -89,68 +113,9 @@ type patternList []string
 func (l *patternList) String() string { return strings.Join(*l, ",") }
 
 func (l *patternList) Set(s string) error {
-	if err := checkPattern(s); err != nil {
+	if err := license.CheckPattern(s); err != nil {
 		return err
 	}
 	*l = append(*l, s)
 	return nil
-}
-
-// checkPattern returns an error if pattern is malformed.
-func checkPattern(pattern string) error {
-	if len(splitPattern(pattern)) == 0 {
-		return fmt.Errorf("corpus: empty pattern %q", pattern)
-	}
-	for _, seg := range splitPattern(pattern) {
-		if _, err := path.Match(seg, ""); err != nil {
-			return fmt.Errorf("corpus: bad pattern %q: %w", pattern, err)
-		}
-	}
-	return nil
-}
-
-// Match reports whether pattern matches the slash path p or one of its leading
-// directories. The pattern is matched segment by segment with path.Match, so "*" does
-// not cross a "/"; a segment "**" matches any number of segments, none included. So
-// "kernel" matches everything under kernel/, "kernel/*.c" the C files right in it,
-// "**/*.c" every C file and "**/test" every directory named test. A leading "./" and
-// a trailing "/" are ignored. A malformed pattern matches nothing.
-func Match(pattern, p string) bool {
-	segs := strings.Split(p, "/")
-	return matchSegs(splitPattern(pattern), segs)
-}
-
-var splitCache sync.Map // pattern -> []string
-
-func splitPattern(pattern string) []string {
-	if v, ok := splitCache.Load(pattern); ok {
-		return v.([]string)
-	}
-	p := strings.TrimPrefix(pattern, "./")
-	p = strings.Trim(p, "/")
-	var segs []string
-	if p != "" {
-		segs = strings.Split(p, "/")
-	}
-	splitCache.Store(pattern, segs)
-	return segs
-}
-
-func matchSegs(pat, segs []string) bool {
-	if len(pat) == 0 {
-		return true
-	}
-	if pat[0] == "**" {
-		for i := 0; i <= len(segs); i++ {
-			if matchSegs(pat[1:], segs[i:]) {
-				return true
-			}
-		}
-		return false
-	}
-	if len(segs) == 0 {
-		return false
-	}
-	ok, err := path.Match(pat[0], segs[0])
-	return ok && err == nil && matchSegs(pat[1:], segs[1:])
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cleanroom/corpus/license"
 )
 
 // realSource opens an installed corpus for a test, or skips the test: in -short mode,
@@ -161,13 +163,13 @@ func TestKernelArchive(t *testing.T) {
 		}
 	}
 	for _, r := range rep.repos.All() {
-		if _, err := Classify(r.License); err != nil {
+		if _, err := license.Classify(r.License); err != nil {
 			t.Errorf("repo %s: %v", r.Root, err)
 		}
 	}
 	unparsable := 0
 	for _, expr := range rep.licenses {
-		if _, err := Classify(expr); err != nil {
+		if _, err := license.Classify(expr); err != nil {
 			unparsable++
 		}
 	}

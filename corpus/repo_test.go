@@ -3,6 +3,8 @@ package corpus
 import (
 	"reflect"
 	"testing"
+
+	"cleanroom/corpus/license"
 )
 
 func TestReposNested(t *testing.T) {
@@ -52,7 +54,7 @@ func TestReposNested(t *testing.T) {
 		if repo.License != "" && (repo.Confidence < MinConfidence || repo.Confidence > 1) {
 			t.Errorf("repo %q: confidence %v", repo.Root, repo.Confidence)
 		}
-		if _, err := Classify(repo.License); err != nil {
+		if _, err := license.Classify(repo.License); err != nil {
 			t.Errorf("repo %q: license %q: %v", repo.Root, repo.License, err)
 		}
 	}

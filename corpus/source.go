@@ -44,6 +44,10 @@ type Source struct {
 // a regular file.
 var ErrUnsupported = errors.New("unsupported source")
 
+// ErrBomb is wrapped by the error of a Walk that stopped reading an archive because
+// it inflated far more than archives of source code do (see Options.MaxRatio).
+var ErrBomb = errors.New("archive bomb")
+
 // OpenSource opens the source that spec names. A spec is "PATH" or "NAME=PATH"; an
 // existing path that contains "=" is taken as a path. OpenSource reads nothing but the
 // metadata: the Walk reads the content.

@@ -152,6 +152,42 @@ type walker struct {
 	repos *Repos
 	stats *Stats
 	visit func(*File) error
+
+	inflated int64 // bytes an archive gave, decompressed
+	bomb     error // set when a zip turned out a bomb
+}
+
+// inflate counts n more bytes an archive gave, and returns an error wrapping
+// ErrBomb when it has inflated too much for the bytes read from it.
+func (w *walker) inflate(n int) error {
+	w.inflated += int64(n)
+	ratio := w.opts.maxRatio()
+	if ratio == 0 || w.inflated <= bombFloor {
+		return nil
+	}
+	if read := w.src.read.Load(); w.inflated > ratio*max(read, 1) {
+		return fmt.Errorf("%w: %d bytes inflated from %d read, more than %d times", ErrBomb, w.inflated, read, ratio)
+	}
+	return nil
+}
+
+// bombGuard counts what a decompressed archive stream gives.
+type bombGuard struct {
+	r   io.Reader
+	w   *walker
+	err error
+}
+
+func (g *bombGuard) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.r.Read(p)
+	if berr := g.w.inflate(n); berr != nil {
+		g.err = berr
+		return n, berr
+	}
+	return n, err
 }
 
 // entry is a file of a source before it is read.
@@ -283,6 +319,12 @@ func (w *walker) read(e entry, codec string) ([]byte, string) {
 	}
 	if _, err := buf.ReadFrom(io.LimitReader(r, w.max+1)); err != nil {
 		return nil, SkipUnreadable
+	}
+	if w.src.Kind == KindZip {
+		if err := w.inflate(buf.Len()); err != nil {
+			w.bomb = err
+			return nil, SkipHuge
+		}
 	}
 	if int64(buf.Len()) > w.max {
 		return nil, SkipHuge

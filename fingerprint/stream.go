@@ -88,6 +88,17 @@ func (s *Stream) Close() error {
 	return nil
 }
 
+// Discard drops the tokens, fingerprints and k-grams produced so far, keeping
+// the tokenizer's and winnowers' state: the text goes on as if they were still
+// there, and positions stay counted from its start (Fingerprint.Pos is then no
+// longer an index into Tokens). A caller that consumes them after every Write
+// fingerprints a text of any length in memory bounded by the window and the
+// piece, not by the text.
+func (s *Stream) Discard() {
+	s.Tokens, s.Fingerprints, s.Renamed, s.KGrams = s.Tokens[:0], s.Fingerprints[:0], s.Renamed[:0], s.KGrams[:0]
+	s.hashed = 0
+}
+
 // Pending returns the offset of the first byte whose token is not yet known: bytes
 // before it are either in Tokens or are whitespace and comments.
 func (s *Stream) Pending() int { return s.tz.lx.pending() }

@@ -174,6 +174,17 @@ func checkSplits(t *testing.T, rng *rand.Rand, l Lang, text []byte, name string)
 	whole.EnableRename(Params{K: 4, W: 3})
 	whole.Write(text)
 	whole.Close()
+	// d discards what it produced after every write: the same fingerprints, in
+	// memory bounded by the window.
+	d := NewStream(p, l)
+	d.CollectKGrams()
+	var dToks []Token
+	var dFPs []Fingerprint
+	var dKGrams []uint64
+	drain := func() {
+		dToks, dFPs, dKGrams = append(dToks, d.Tokens...), append(dFPs, d.Fingerprints...), append(dKGrams, d.KGrams...)
+		d.Discard()
+	}
 	lookahead := 16
 	if l == Markdown {
 		lookahead = maxFenceLine + 16
@@ -185,6 +196,8 @@ func checkSplits(t *testing.T, rng *rand.Rand, l Lang, text []byte, name string)
 		}
 		n = min(n, len(text)-off)
 		s.Write(text[off : off+n])
+		d.Write(text[off : off+n])
+		drain()
 		off += n
 		if len(s.Tokens) > len(wholeToks) || !slices.Equal(s.Tokens, wholeToks[:len(s.Tokens)]) {
 			t.Fatalf("%s (%s): after %d bytes the stream's tokens are not a prefix of the whole text's", name, l, off)
@@ -208,6 +221,11 @@ func checkSplits(t *testing.T, rng *rand.Rand, l Lang, text []byte, name string)
 	s.Close()
 	if !slices.Equal(s.Tokens, wholeToks) {
 		t.Fatalf("%s (%s): streamed tokens differ from the whole text's", name, l)
+	}
+	d.Close()
+	drain()
+	if !slices.Equal(dToks, wholeToks) || !slices.Equal(dFPs, wholeFPs) || !slices.Equal(dKGrams, s.KGrams) {
+		t.Fatalf("%s (%s): a stream that discards as it goes yields other tokens, fingerprints or k-grams", name, l)
 	}
 	if !slices.Equal(s.Fingerprints, wholeFPs) {
 		t.Fatalf("%s (%s): streamed fingerprints differ from the whole text's", name, l)

@@ -274,6 +274,14 @@ func (ix *Index) NumPostings() int { return ix.exact.n }
 // and whether it has any.
 func (ix *Index) RenameParams() (fingerprint.Params, bool) { return ix.Manifest.RenameParams() }
 
+// PostingBytes returns the heap the exact fingerprints' table holds: what a
+// loaded index costs per fingerprint, the documents, the rename-robust table and
+// the mapped files aside.
+func (ix *Index) PostingBytes() int64 {
+	t := &ix.exact
+	return int64(len(t.lows))*4 + int64(len(t.refs)) + int64(len(t.dir))*4
+}
+
 // MemoryBytes estimates the heap the index holds (the mapped shard files aside).
 func (ix *Index) MemoryBytes() int64 {
 	n := int64(0)

@@ -22,8 +22,24 @@ func kgramHash(toks []fingerprint.Token) uint64 {
 	return h
 }
 
+// maxEchoText bounds the request text an echo set is built from to its last 512
+// KiB: more than a model's context holds, and a bound on what one request costs
+// (tokenizing and hashing a 16 MiB request would take seconds).
+const maxEchoText = 512 << 10
+
 func newEchoSet(l fingerprint.Lang, texts ...string) echoSet {
 	s := echoSet{}
+	budget := maxEchoText
+	for i := len(texts) - 1; i >= 0 && budget > 0; i-- {
+		if len(texts[i]) > budget {
+			texts = append([]string(nil), texts...)
+			texts[i] = texts[i][len(texts[i])-budget:]
+		}
+		budget -= len(texts[i])
+		if budget <= 0 {
+			texts = texts[i:]
+		}
+	}
 	for _, text := range texts {
 		toks := fingerprint.Tokenize(l, []byte(text))
 		for i := 0; i+echoK <= len(toks); i++ {
@@ -55,14 +71,16 @@ type detector struct {
 	kgrams int // k-grams checked against the filter
 }
 
-func newDetector(ix *index.Index, l fingerprint.Lang, context string, echo echoSet, mo index.MatchOptions) *detector {
+// With hold, text is held back until checked, and the index's k-gram filter (if it
+// has one) lets less of it wait; without, nothing waits and the filter is not used.
+func newDetector(ix *index.Index, l fingerprint.Lang, context string, echo echoSet, mo index.MatchOptions, hold bool) *detector {
 	// A policy may demand longer matches than the guarantee: then they are what is
 	// held back for.
 	t := max(ix.Params().Threshold(), mo.MinTokens)
 	mo.MinTokens = t
 	d := &detector{ix: ix, t: t, fp: fingerprint.NewStream(ix.Params(), l),
 		m: ix.NewMatcher(mo), echo: echo, ctxToks: -1, absent: -1}
-	if ix.HasKGramFilter() {
+	if hold && ix.HasKGramFilter() {
 		d.fp.CollectKGrams()
 	}
 	if context != "" {
@@ -102,11 +120,14 @@ func (d *detector) close() {
 
 func (d *detector) update() {
 	d.m.Update(d.fp.Tokens, d.fp.Fingerprints)
-	for ; d.kgrams < len(d.fp.KGrams); d.kgrams++ {
-		if !d.ix.MayHaveKGram(d.fp.KGrams[d.kgrams]) {
-			d.absent = d.kgrams
+	// The k-grams are checked once, as they come, and not kept.
+	for i, h := range d.fp.KGrams {
+		if !d.ix.MayHaveKGram(h) {
+			d.absent = d.kgrams + i
 		}
 	}
+	d.kgrams += len(d.fp.KGrams)
+	d.fp.KGrams = d.fp.KGrams[:0]
 	toks := d.fp.Tokens
 	for i := len(d.isEcho); i < len(toks); i++ {
 		d.isEcho = append(d.isEcho, i < d.ctxToks)

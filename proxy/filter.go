@@ -18,7 +18,9 @@ type filter struct {
 	echo    echoSet
 	hold    bool // some match may be blocked: hold text back until it is checked
 	choices map[int]*choice
-	scan    time.Duration // time spent fingerprinting and looking up
+	// blockedChoices counts the choices cut so far.
+	blockedChoices int
+	scan           time.Duration // time spent reading output, fingerprinting it and looking it up
 	// upstreamErr is the kind of upstream failure the response showed, if any: an
 	// error object in place of a completion ("status"), or a stream that broke off
 	// ("stream").
@@ -30,7 +32,8 @@ func (f *filter) tokens() int {
 	n := 0
 	for _, c := range f.choices {
 		for _, t := range c.texts {
-			n += len(t.det.fp.Tokens) - max(0, t.det.ctxToks)
+			det := t.detector()
+			n += len(det.fp.Tokens) - max(0, det.ctxToks)
 		}
 	}
 	return n
@@ -61,9 +64,19 @@ type blocked struct {
 // A text is one stream of a choice: the content, or one tool call's arguments (a
 // JSON text, whose strings are what the detector sees).
 type text struct {
-	det  *detector
-	args *jsonStrings
-	n    int // bytes so far (of JSON text, for arguments)
+	det     *detector // read it through detector(), which gives it the pending text
+	args    *jsonStrings
+	n       int    // bytes so far (of JSON text, for arguments)
+	pending []byte // text added since the detector last saw it
+}
+
+// detector returns t's detector, having given it the text added since.
+func (t *text) detector() *detector {
+	if len(t.pending) > 0 {
+		t.det.write(t.pending)
+		t.pending = t.pending[:0] // the tokenizer copies what it keeps
+	}
+	return t.det
 }
 
 func newFilter(s *Server, ix *index.Index, req *request, rid string) *filter {
@@ -87,7 +100,7 @@ func (f *filter) choice(i int) *choice {
 // lines as its context.
 func (f *filter) contentText(c *choice) *text {
 	if c.content == nil {
-		c.content = &text{det: newDetector(f.ix, f.req.lang, f.req.context, f.echo, f.s.opts.Match)}
+		c.content = &text{det: newDetector(f.ix, f.req.lang, f.req.context, f.echo, f.s.opts.Match, f.hold)}
 		c.texts = append(c.texts, c.content)
 	}
 	return c.content
@@ -97,24 +110,24 @@ func (f *filter) contentText(c *choice) *text {
 func (f *filter) toolText(c *choice, j int) *text {
 	t := c.tools[j]
 	if t == nil {
-		t = &text{det: newDetector(f.ix, fingerprint.C, "", f.echo, f.s.opts.Match), args: &jsonStrings{}}
+		t = &text{det: newDetector(f.ix, fingerprint.C, "", f.echo, f.s.opts.Match, f.hold), args: &jsonStrings{}}
 		c.tools[j] = t
 		c.texts = append(c.texts, t)
 	}
 	return t
 }
 
-// add feeds a piece of a text and returns the range of bytes it occupies.
+// add adds a piece of a text and returns the range of bytes it occupies. The
+// detector sees it when next asked: a stream's events come in bursts, and one
+// write for a burst costs less than one for each event.
 func (f *filter) add(t *text, s string) (start, end int) {
 	start = t.n
 	t.n += len(s)
-	begin := time.Now()
 	if t.args != nil {
-		t.det.write(t.args.feed([]byte(s)))
+		t.pending = append(t.pending, t.args.feed([]byte(s))...)
 	} else {
-		t.det.write([]byte(s))
+		t.pending = append(t.pending, s...)
 	}
-	f.scan += time.Since(begin)
 	return start, t.n
 }
 
@@ -124,18 +137,17 @@ func (f *filter) finish(c *choice) {
 		return
 	}
 	c.finished = true
-	begin := time.Now()
 	for _, t := range c.texts {
-		t.det.close()
+		t.detector().close()
 	}
-	f.scan += time.Since(begin)
 }
 
 // safe returns how many bytes of t may go to the client.
 func (t *text) safe() int {
-	d := t.det.safe()
+	det := t.detector()
+	d := det.safe()
 	if t.args != nil {
-		if d >= t.det.out {
+		if d >= det.out {
 			return t.n
 		}
 		return t.args.rawOffset(d)
@@ -176,7 +188,7 @@ func (f *filter) decide(c *choice) {
 		// The texts before t are complete (a model writes its content, then its
 		// tool calls one after another): check them to their end.
 		for _, u := range c.texts[:i] {
-			u.det.close()
+			u.detector().close()
 			b.limits[u] = u.n
 			if cut, ok := f.blockCut(u); ok {
 				b.limits[u] = cut
@@ -186,6 +198,7 @@ func (f *filter) decide(c *choice) {
 			}
 		}
 		c.blocked = b
+		f.blockedChoices++
 		return
 	}
 }
@@ -196,7 +209,7 @@ func (f *filter) decide(c *choice) {
 // them (or it is the company's own, allowlisted).
 func (f *filter) blockCut(t *text) (int, bool) {
 	var js []judged
-	for _, h := range t.det.hits() {
+	for _, h := range t.detector().hits() {
 		d := f.ix.Doc(h.run.Doc)
 		js = append(js, judged{h, &d, f.s.policy.Action(d.Repo.Name, d.Path, d.License)})
 	}
@@ -232,8 +245,9 @@ func covered(j judged, all []judged) bool {
 func (f *filter) citations(c *choice) []citation {
 	var out []citation
 	for _, t := range c.texts {
-		for _, m := range t.det.matches() {
-			out = append(out, newCitation(&m, t.det.outputTokens(), f.s.policy.Action(m.Source.Repo.Name, m.Source.Path, m.Source.License)))
+		det := t.detector()
+		for _, m := range det.matches() {
+			out = append(out, newCitation(&m, det.outputTokens(), f.s.policy.Action(m.Source.Repo.Name, m.Source.Path, m.Source.License)))
 		}
 	}
 	slices.SortStableFunc(out, func(a, b citation) int { return b.rank() - a.rank() })

@@ -9,7 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"cleanroom/corpus"
+	"cleanroom/corpus/license"
 )
 
 // A ModelClass says what a model's license lets a company do with the model.
@@ -196,15 +196,15 @@ func (m *ModelLicense) check() error {
 }
 
 // classOfModelLicense is the class of a license the policy did not classify.
-func classOfModelLicense(license string, commercialUse *bool) ModelClass {
+func classOfModelLicense(expr string, commercialUse *bool) ModelClass {
 	if commercialUse != nil && !*commercialUse {
 		return ModelNonCommercial
 	}
-	u := strings.ToUpper(license)
+	u := strings.ToUpper(expr)
 	if strings.Contains(u, "NONCOMMERCIAL") || slices.Contains(strings.FieldsFunc(u, func(r rune) bool { return r == '-' || r == '.' }), "NC") {
 		return ModelNonCommercial
 	}
-	if c, err := corpus.Classify(license); err == nil && c != corpus.Unknown {
+	if c, err := license.Classify(expr); err == nil && c != license.Unknown {
 		return ModelOpen
 	}
 	return ModelUnknown

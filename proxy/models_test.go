@@ -15,7 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"cleanroom/corpus"
+	"cleanroom/corpus/license"
 	"cleanroom/proxy/upstream"
 )
 
@@ -75,7 +75,7 @@ func TestParseModelPolicy(t *testing.T) {
 		t.Errorf("gpt-4o = %+v", m)
 	}
 	// The indexer reads the same file and ignores the proxy's sections.
-	if _, err := corpus.ParsePolicy([]byte(modelPolicy)); err != nil {
+	if _, err := license.ParsePolicy([]byte(modelPolicy)); err != nil {
 		t.Errorf("the indexer does not read a policy with a models section: %v", err)
 	}
 }

@@ -3,12 +3,15 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"time"
 )
 
 // filterBody filters a whole (non-streamed) response body. It returns the body to
 // send: the upstream's bytes unchanged when no choice has a match to cite, else the
 // response re-encoded with blocked choices cut and matches cited.
 func (f *filter) filterBody(body []byte) ([]byte, error) {
+	start := time.Now()
+	defer func() { f.scan += time.Since(start) }()
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var obj map[string]any

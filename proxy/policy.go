@@ -9,7 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"cleanroom/corpus"
+	"cleanroom/corpus/license"
 )
 
 // An Action is what the proxy does with a match.
@@ -45,7 +45,7 @@ func ParseAction(s string) (Action, error) {
 }
 
 // A Policy decides the action for each match. The policy file is the indexer's (see
-// corpus.Policy), with two sections of the proxy's own:
+// license.Policy), with two sections of the proxy's own:
 //
 //	actions:              # by SPDX id, id pattern, or license class
 //	  GPL-*: block
@@ -77,7 +77,7 @@ type Policy struct {
 
 	exact     map[string]Action // upper-case id
 	patterns  []patternAction   // longest first
-	classes   map[corpus.Class]Action
+	classes   map[license.Class]Action
 	allowlist []allowRule
 }
 
@@ -88,12 +88,12 @@ type patternAction struct {
 
 type allowRule struct {
 	Repo string // pattern of repository names
-	Path string // pattern of paths within it, "" for all (corpus.Match syntax)
+	Path string // pattern of paths within it, "" for all (license.Match syntax)
 }
 
 // NewPolicy returns a policy that applies def to every license.
 func NewPolicy(def Action) *Policy {
-	return &Policy{Default: def, exact: map[string]Action{}, classes: map[corpus.Class]Action{}}
+	return &Policy{Default: def, exact: map[string]Action{}, classes: map[license.Class]Action{}}
 }
 
 // LoadPolicy reads the actions and allowlist of a policy file over NewPolicy(def).
@@ -181,7 +181,7 @@ func ParsePolicy(data []byte, def Action) (*Policy, error) {
 // SetAction sets the action for a license id, an id pattern with '*', or a class
 // name (strong, weak, unknown, permissive).
 func (p *Policy) SetAction(key string, a Action) {
-	if c, err := corpus.ParseClass(key); err == nil {
+	if c, err := license.ParseClass(key); err == nil {
 		p.classes[c] = a
 		return
 	}
@@ -195,7 +195,7 @@ func (p *Policy) SetAction(key string, a Action) {
 }
 
 // actionFor returns the action for one license.
-func (p *Policy) actionFor(id string, c corpus.Class) Action {
+func (p *Policy) actionFor(id string, c license.Class) Action {
 	k := strings.ToUpper(id)
 	if a, ok := p.exact[k]; ok {
 		return a
@@ -219,11 +219,11 @@ func (p *Policy) Action(repo, file, expr string) Action {
 		if ok, _ := path.Match(r.Repo, repo); !ok {
 			continue
 		}
-		if r.Path == "" || corpus.Match(r.Path, file) {
+		if r.Path == "" || license.Match(r.Path, file) {
 			return Allow
 		}
 	}
-	a, err := corpus.Eval(expr, func(id string, c corpus.Class) int { return int(p.actionFor(id, c)) })
+	a, err := license.Eval(expr, func(id string, c license.Class) int { return int(p.actionFor(id, c)) })
 	if err != nil {
 		return p.Default
 	}

@@ -382,24 +382,6 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
-func TestClientDisconnectCancelsUpstream(t *testing.T) {
-	e := newEnv(t, "block", "")
-	e.up.Script = upstream.FixedScript(upstream.Reply{Content: strings.Repeat("word ", 5000)})
-	req, _ := http.NewRequest("POST", e.px.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`))
-	req.Header.Set("X-Upstream-Wire", "pace:20ms")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 100)
-	resp.Body.Read(buf)
-	resp.Body.Close()
-	_, ok := e.up.WaitStats(2*time.Second, func(s upstream.Stats) bool { return s.Gone >= 1 && s.Active == 0 })
-	if !ok {
-		t.Errorf("the upstream stream was not canceled: %+v", e.up.Stats())
-	}
-}
-
 // TestMinTokens: a policy that wants longer matches than the guarantee lets a short
 // copy pass and blocks a long one; citations say how much of the answer they cover.
 func TestMinTokens(t *testing.T) {
@@ -481,4 +463,58 @@ func TestAdaptiveHoldback(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Errorf("the client had fewer than %d of 60 tokens while the model waited: held back as if by t-1", want)
 	}
+}
+
+// TestHostileChunks sends chunks a careless reader would let through: text with
+// a role after the cut, text after a choice's end, and a key given twice (a client
+// reads the last one).
+func TestHostileChunks(t *testing.T) {
+	var events []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, ev := range events {
+			fmt.Fprintf(w, "data: %s\n\n", ev)
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	defer up.Close()
+	e := newEnv(t, "block", "", func(o *Options) { o.Upstream = up.URL })
+	chunk := func(choice map[string]any) string {
+		b, _ := json.Marshal(map[string]any{"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": []any{choice}})
+		return string(b)
+	}
+	gpl1, gpl2 := excerpt(e.gpl[3], 5, 40), excerpt(e.gpl[3], 40, 80)
+	thr := e.ix.Params().Threshold()
+	cases := map[string][]string{
+		"role after the cut": {
+			chunk(map[string]any{"index": 0, "delta": map[string]any{"role": "assistant", "content": markdownAnswer(gpl1)}}),
+			chunk(map[string]any{"index": 0, "delta": map[string]any{"role": "assistant", "content": gpl2}}),
+			chunk(map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}),
+		},
+		"text after the end": {
+			chunk(map[string]any{"index": 0, "delta": map[string]any{"content": "A short answer."}}),
+			chunk(map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}),
+			chunk(map[string]any{"index": 0, "delta": map[string]any{"content": gpl1}}),
+		},
+		"duplicate key": {
+			`{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"clean","content":` +
+				strconvQuote(gpl1) + `},"finish_reason":null}]}`,
+			chunk(map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}),
+		},
+	}
+	for name, evs := range cases {
+		events = evs
+		s := readStream(t, post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "hostile")))
+		if got := e.longestRun(s.content[0]); got >= thr {
+			t.Errorf("%s: the client received a run of %d tokens of indexed code: %q", name, got, s.content[0])
+		}
+		if !s.done {
+			t.Errorf("%s: no [DONE]", name)
+		}
+	}
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

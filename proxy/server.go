@@ -7,12 +7,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -20,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -46,6 +50,35 @@ type Options struct {
 	// default: a gateway that promised to filter must not serve unfiltered unless
 	// its operator chose so. The cleanroom_fail_open gauge is 1 meanwhile.
 	FailOpen bool
+
+	// AdminListen, when set, is a second address that serves /metrics, /healthz,
+	// /readyz and POST /admin/reload; the public listener then serves no /metrics.
+	// Without it the public listener serves /metrics, /healthz and /readyz, and
+	// there is no reload over HTTP (SIGHUP only).
+	AdminListen string
+	// TLSCert and TLSKey, both set, serve the public listener (and the admin one)
+	// over TLS with this PEM certificate chain and key.
+	TLSCert, TLSKey string
+	// UpstreamCA is a PEM file of certificates to trust for an https upstream, in
+	// place of the system's roots. The upstream's certificate is always verified
+	// unless UpstreamInsecure is set.
+	UpstreamCA       string
+	UpstreamInsecure bool
+	// UpstreamTimeout bounds the wait for the upstream's response headers (its first
+	// byte); IdleTimeout bounds a wait for the next byte of its body: a stream that
+	// stalls longer ends with an error event. Defaults 5m and 60s; negative: none.
+	UpstreamTimeout time.Duration
+	StreamIdle      time.Duration
+	// MaxReply is the most bytes of a completion response the proxy reads from the
+	// upstream; a longer reply ends with an error. Default 64 MiB.
+	MaxReply int64
+	// ReadHeaderTimeout, BodyTimeout and IdleConnTimeout protect the listener from
+	// slow clients: the time to send the request headers, the body of a completion
+	// request, and how long a kept-alive connection may stay idle. Defaults 10s, 60s,
+	// 120s.
+	ReadHeaderTimeout time.Duration
+	BodyTimeout       time.Duration
+	IdleConnTimeout   time.Duration
 }
 
 // Flags registers the options as flags, defaulting to the environment.
@@ -70,6 +103,26 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Match.MinTokens, "min-tokens", minTokens, "act only on matches of at least this many tokens (default and minimum: the index's threshold) ($"+envName("min-tokens")+")")
 	failOpen, _ := strconv.ParseBool(envOr("fail-open", "false"))
 	fs.BoolVar(&o.FailOpen, "fail-open", failOpen, "start without a loadable index and pass completions through UNCHECKED until one loads ($"+envName("fail-open")+")")
+	str(&o.AdminListen, "admin-listen", "", "`address` for /metrics, /healthz, /readyz and POST /admin/reload; when set, /metrics leaves the public listener")
+	str(&o.TLSCert, "tls-cert", "", "serve TLS with this PEM certificate `file` (with --tls-key)")
+	str(&o.TLSKey, "tls-key", "", "serve TLS with this PEM private key `file` (with --tls-cert)")
+	str(&o.UpstreamCA, "upstream-ca", "", "PEM `file` of the CA certificates to trust for an https upstream (default: the system's)")
+	insecure, _ := strconv.ParseBool(envOr("upstream-insecure-skip-verify", "false"))
+	fs.BoolVar(&o.UpstreamInsecure, "upstream-insecure-skip-verify", insecure, "do NOT verify the upstream's TLS certificate ($"+envName("upstream-insecure-skip-verify")+")")
+	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
+		d, err := time.ParseDuration(envOr(name, def.String()))
+		if err != nil {
+			d = def
+		}
+		fs.DurationVar(p, name, d, usage+" ($"+envName(name)+")")
+	}
+	dur(&o.UpstreamTimeout, "upstream-timeout", 5*time.Minute, "longest wait for the upstream's response headers")
+	dur(&o.StreamIdle, "upstream-idle-timeout", time.Minute, "longest wait for the next byte of an upstream response: a stream that stalls longer ends with an error")
+	maxReply, _ := strconv.ParseInt(envOr("max-reply", "67108864"), 10, 64)
+	fs.Int64Var(&o.MaxReply, "max-reply", maxReply, "most bytes of a completion read from the upstream ($"+envName("max-reply")+")")
+	dur(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "longest a client may take to send its request headers")
+	dur(&o.BodyTimeout, "body-timeout", time.Minute, "longest a client may take to send the body of a completion request")
+	dur(&o.IdleConnTimeout, "idle-timeout", 2*time.Minute, "how long a kept-alive client connection may stay idle")
 }
 
 func envName(flag string) string {
@@ -95,6 +148,7 @@ type Server struct {
 	audit    *auditLog
 	rp       *httputil.ReverseProxy
 	mux      *http.ServeMux
+	admin    *http.ServeMux // nil unless Options.AdminListen is set
 	stop     chan struct{}
 }
 
@@ -131,6 +185,21 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	if opts.MaxEvent <= 0 {
 		opts.MaxEvent = 16 << 20
 	}
+	if opts.MaxReply <= 0 {
+		opts.MaxReply = 64 << 20
+	}
+	opts.UpstreamTimeout = durationOr(opts.UpstreamTimeout, 5*time.Minute)
+	opts.StreamIdle = durationOr(opts.StreamIdle, time.Minute)
+	opts.BodyTimeout = durationOr(opts.BodyTimeout, time.Minute)
+	opts.ReadHeaderTimeout = durationOr(opts.ReadHeaderTimeout, 10*time.Second)
+	opts.IdleConnTimeout = durationOr(opts.IdleConnTimeout, 2*time.Minute)
+	if (opts.TLSCert == "") != (opts.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	transport, err := newTransport(opts)
+	if err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.Default()
 	}
@@ -154,12 +223,33 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 		ModifyResponse: s.modifyResponse,
 		ErrorHandler:   s.proxyError,
 		FlushInterval:  -1,
-		Transport:      newTransport(),
+		BufferPool:     &copyBuffers,
+		Transport:      transport,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	s.mux = http.NewServeMux()
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	metricsHandler := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	healthz := func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }
+	if opts.AdminListen != "" {
+		// Operations get a listener of their own: the public one answers /metrics
+		// itself (never passing it to the upstream) but tells nothing, and has no
+		// reload.
+		s.admin = http.NewServeMux()
+		s.admin.Handle("GET /metrics", metricsHandler)
+		s.admin.HandleFunc("GET /healthz", healthz)
+		s.admin.HandleFunc("GET /readyz", s.readyz)
+		s.admin.HandleFunc("POST /admin/reload", s.adminReload)
+		s.admin.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "invalid_request_error", "not_found",
+				"the admin listener serves GET /metrics, /healthz, /readyz and POST /admin/reload")
+		})
+		s.mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "invalid_request_error", "not_found", "metrics are served on the admin listener")
+		})
+	} else {
+		s.mux.Handle("GET /metrics", metricsHandler)
+	}
+	s.mux.HandleFunc("GET /healthz", healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc(IndexPath, s.indexInfo)
 	s.mux.HandleFunc("/v1/cleanroom/", func(w http.ResponseWriter, r *http.Request) {
@@ -172,15 +262,67 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-func newTransport() *http.Transport {
+// Options returns the options the server runs with, defaults filled in: those of
+// the listener (timeouts) are for the caller's http.Server.
+func (s *Server) Options() Options { return s.opts }
+
+// durationOr returns d, or def when d is zero; a negative d means none (0).
+func durationOr(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// newTransport returns the transport to the upstream. An https upstream's
+// certificate is verified, against opts.UpstreamCA when set, else the system's
+// roots, unless the operator turned verification off.
+func newTransport(opts Options) (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DisableCompression = true // the proxy strips Accept-Encoding where it must read the body
 	t.MaxIdleConnsPerHost = 256
-	return t
+	t.ResponseHeaderTimeout = opts.UpstreamTimeout
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if opts.UpstreamCA != "" {
+		pem, err := os.ReadFile(opts.UpstreamCA)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--upstream-ca %s: no PEM certificate in it", opts.UpstreamCA)
+		}
+		tc.RootCAs = pool
+	}
+	tc.InsecureSkipVerify = opts.UpstreamInsecure
+	t.TLSClientConfig = tc
+	return t, nil
 }
 
-// Handler returns the server's HTTP handler.
+// Handler returns the server's public HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
+
+// AdminHandler returns the handler of the admin listener (Options.AdminListen), or
+// nil when there is none.
+func (s *Server) AdminHandler() http.Handler {
+	if s.admin == nil {
+		return nil
+	}
+	return s.admin
+}
+
+// adminReload reloads the index, as SIGHUP does, and says how it went.
+func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
+	if err := s.Reload(); err != nil {
+		writeError(w, http.StatusInternalServerError, "server_error", "reload_failed",
+			"the index could not be loaded; the old one is still served: "+err.Error())
+		return
+	}
+	io.WriteString(w, "reloaded\n")
+}
 
 // Close stops reloading and releases the index.
 func (s *Server) Close() {
@@ -288,7 +430,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if l != nil {
 		defer s.store.release(l)
 	}
+	// A client that sends its body slowly holds a connection and memory: it gets
+	// BodyTimeout for the whole body, then the connection is cut.
+	rc := http.NewResponseController(w)
+	if s.opts.BodyTimeout > 0 {
+		rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
+	if s.opts.BodyTimeout > 0 && err == nil {
+		rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
@@ -297,15 +448,31 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				fmt.Sprintf("the request body is larger than %d bytes", s.opts.MaxBody))
 			return
 		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			s.metrics.requests.WithLabelValues(endpoint, "unknown", "bad_request").Inc()
+			w.Header().Set("Connection", "close") // the rest of the body is not worth waiting for
+			writeError(w, http.StatusRequestTimeout, "invalid_request_error", "request_timeout",
+				fmt.Sprintf("the request body did not arrive within %v", s.opts.BodyTimeout))
+			return
+		}
 		s.metrics.requests.WithLabelValues(endpoint, "unknown", "canceled").Inc()
 		return // the client went away while sending
+	}
+	if !utf8.Valid(body) {
+		s.metrics.requests.WithLabelValues(endpoint, "unknown", "bad_request").Inc()
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request",
+			"the request body is not valid UTF-8, which JSON requires")
+		return
 	}
 	req, err := parseRequest(endpoint, body)
 	if err != nil {
 		s.metrics.requests.WithLabelValues(endpoint, "unknown", "bad_request").Inc()
-		var br *badRequest
-		errors.As(err, &br)
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", err.Error())
+		param := ""
+		if br := (*badRequest)(nil); errors.As(err, &br) {
+			param = br.param
+		}
+		writeParamError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", param, err.Error())
 		return
 	}
 	stream := strconv.FormatBool(req.stream)
@@ -324,8 +491,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := newFilter(s, l.ix, req, rid)
-	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, f))
-	s.rp.ServeHTTP(w, r)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	g := &guard{client: r.Context(), cancel: cancel, idle: s.opts.StreamIdle, max: s.opts.MaxReply}
+	ctx = context.WithValue(context.WithValue(ctx, ctxKey{}, f), guardKey{}, g)
+	s.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
@@ -357,6 +527,9 @@ func (s *Server) filterResponse(resp *http.Response) error {
 	f, _ := resp.Request.Context().Value(ctxKey{}).(*filter)
 	if f == nil {
 		return nil
+	}
+	if g, _ := resp.Request.Context().Value(guardKey{}).(*guard); g != nil {
+		resp.Body = g.body(resp.Body)
 	}
 	stream := strconv.FormatBool(f.req.stream)
 	if resp.StatusCode != http.StatusOK {
@@ -401,8 +574,23 @@ func (s *Server) filterResponse(resp *http.Response) error {
 // proxyError answers when the upstream cannot be reached or its response cannot be
 // filtered.
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
-		if f, _ := r.Context().Value(ctxKey{}).(*filter); f != nil {
+	f, _ := r.Context().Value(ctxKey{}).(*filter)
+	g, _ := r.Context().Value(guardKey{}).(*guard)
+	var ne net.Error
+	timeout := errors.Is(err, errUpstreamStalled) || errors.As(err, &ne) && ne.Timeout()
+	gone := errors.Is(err, context.Canceled) || r.Context().Err() != nil
+	if g != nil {
+		gone = g.client.Err() != nil
+		if reason := g.struck(); reason != nil && !gone {
+			// The guard ended the upstream request: a stall or an overlong reply.
+			timeout = errors.Is(reason, errUpstreamStalled)
+			if !errors.Is(err, reason) {
+				err = fmt.Errorf("%w: %w", reason, err)
+			}
+		}
+	}
+	if gone {
+		if f != nil {
 			s.metrics.requests.WithLabelValues(f.req.endpoint, strconv.FormatBool(f.req.stream), "canceled").Inc()
 		}
 		return // the client went away
@@ -412,10 +600,14 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		kind = "stream"
 	}
 	s.metrics.upstreamErrors.WithLabelValues(kind).Inc()
-	if f, _ := r.Context().Value(ctxKey{}).(*filter); f != nil {
+	if f != nil {
 		s.metrics.requests.WithLabelValues(f.req.endpoint, strconv.FormatBool(f.req.stream), "upstream_error").Inc()
 	}
 	s.log.Warn("upstream request failed", "path", r.URL.Path, "err", err)
+	if timeout {
+		writeError(w, http.StatusGatewayTimeout, "upstream_error", "upstream_timeout", "the upstream API timed out: "+err.Error())
+		return
+	}
 	writeError(w, http.StatusBadGateway, "upstream_error", "upstream_unavailable", "the upstream API failed: "+err.Error())
 }
 

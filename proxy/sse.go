@@ -21,8 +21,10 @@ type sseReader struct {
 	buf        []byte // bytes of the event in progress
 	lineOff    int    // start of the current line in buf
 	scanned    int    // bytes of buf already scanned
-	data       []byte
-	hasData    bool
+	data       []byte // the data of an event with more than one data line
+	dataLines  int
+	dataOff    int // where the value of its only data line is in buf
+	dataEnd    int
 	cr         bool // the last byte scanned ended a line with '\r': a '\n' may follow
 	pendingEnd bool // and that line was blank: the event ends, with or without the '\n'
 	maxSize    int  // an event larger than this is an error; 0 means no limit
@@ -32,6 +34,21 @@ type sseReader struct {
 func (r *sseReader) feed(p []byte, emit func(sseEvent) error) error {
 	r.buf = append(r.buf, p...)
 	for r.scanned < len(r.buf) {
+		if !r.cr {
+			// Skip to the next line end ('\n' found fast, then a '\r' before it).
+			rest := r.buf[r.scanned:]
+			k := bytes.IndexByte(rest, '\n')
+			if k < 0 {
+				k = len(rest)
+			}
+			if cr := bytes.IndexByte(rest[:k], '\r'); cr >= 0 {
+				k = cr
+			}
+			r.scanned += k
+			if r.scanned == len(r.buf) {
+				break
+			}
+		}
 		i := r.scanned
 		c := r.buf[i]
 		if r.cr {
@@ -58,10 +75,11 @@ func (r *sseReader) feed(p []byte, emit func(sseEvent) error) error {
 			continue
 		}
 		line := r.buf[r.lineOff:i]
+		start := r.lineOff
 		r.lineOff = r.scanned
 		blank := len(line) == 0
 		if !blank {
-			r.field(line)
+			r.field(start, line)
 		}
 		if c == '\r' {
 			r.cr, r.pendingEnd = true, blank
@@ -79,30 +97,50 @@ func (r *sseReader) feed(p []byte, emit func(sseEvent) error) error {
 	return nil
 }
 
-func (r *sseReader) field(line []byte) {
+// field reads a line that starts at buf[start]. The data of an event with one
+// data line, the usual, is found in the event's bytes, not copied.
+func (r *sseReader) field(start int, line []byte) {
 	if line[0] == ':' {
 		return // a comment
 	}
 	name, value, _ := bytes.Cut(line, []byte(":"))
 	value = bytes.TrimPrefix(value, []byte(" "))
-	if string(name) == "data" {
-		if r.hasData {
-			r.data = append(r.data, '\n')
-		}
-		r.data = append(r.data, value...)
-		r.hasData = true
+	if string(name) != "data" {
+		return
 	}
+	r.dataLines++
+	switch r.dataLines {
+	case 1:
+		r.dataOff = start + len(line) - len(value)
+		r.dataEnd = start + len(line)
+		return
+	case 2:
+		r.data = append([]byte(nil), r.buf[r.dataOff:r.dataEnd]...)
+	}
+	r.data = append(append(r.data, '\n'), value...)
+}
+
+// event returns the event whose bytes are raw, taken from buf.
+func (r *sseReader) event(raw []byte) sseEvent {
+	ev := sseEvent{raw: raw}
+	switch {
+	case r.dataLines == 1 && r.dataEnd > r.dataOff: // (empty data is no data)
+		ev.data = raw[r.dataOff:r.dataEnd:r.dataEnd]
+	case r.dataLines > 1:
+		ev.data = r.data
+	}
+	r.data, r.dataLines = nil, 0
+	return ev
 }
 
 // flush emits the event that ends at buf[end].
 func (r *sseReader) flush(end int, emit func(sseEvent) error) error {
-	ev := sseEvent{raw: bytes.Clone(r.buf[:end])}
-	if r.hasData {
-		ev.data = r.data
-	}
+	ev := r.event(bytes.Clone(r.buf[:end]))
 	r.buf = append(r.buf[:0], r.buf[end:]...)
-	r.scanned, r.lineOff = 0, 0
-	r.data, r.hasData, r.pendingEnd = nil, false, false
+	if len(r.buf) == 0 && cap(r.buf) > 4<<10 {
+		r.buf = nil // a burst's buffer is not kept for the rest of the stream
+	}
+	r.scanned, r.lineOff, r.pendingEnd = 0, 0, false
 	return emit(ev)
 }
 
@@ -111,13 +149,10 @@ func (r *sseReader) flush(end int, emit func(sseEvent) error) error {
 func (r *sseReader) rest() sseEvent {
 	if r.lineOff < len(r.buf) {
 		if line := bytes.TrimRight(r.buf[r.lineOff:], "\r\n"); len(line) > 0 {
-			r.field(line)
+			r.field(r.lineOff, line)
 		}
 	}
-	ev := sseEvent{raw: r.buf}
-	if r.hasData {
-		ev.data = r.data
-	}
+	ev := r.event(r.buf)
 	*r = sseReader{maxSize: r.maxSize}
 	return ev
 }

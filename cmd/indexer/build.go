@@ -18,8 +18,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"cleanroom/corpus"
 	"cleanroom/corpus/build"
+	"cleanroom/corpus/license"
 	"cleanroom/fingerprint"
 )
 
@@ -46,7 +46,7 @@ func runBuild(args []string) int {
 	quiet := fs.Bool("quiet", false, "no progress output")
 	memLimit := fs.Int64("memory-limit", 1536, "soft limit of the heap, in MiB, that the garbage collector keeps to (GOMEMLIMIT overrides it); 0 for none")
 	opts.Walk.Flags(fs)
-	pol := corpus.DefaultPolicy()
+	pol := license.DefaultPolicy()
 	pol.Flags(fs) // -policy FILE and the flags after it apply in order
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return 2

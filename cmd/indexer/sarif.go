@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"cleanroom/corpus"
+	"cleanroom/corpus/license"
 )
 
 // SARIF 2.1.0 output of `indexer scan --format sarif`, in the subset GitHub code
@@ -106,28 +106,28 @@ type sarifRegion struct {
 }
 
 // sarifRules are the rules, one per license class, most binding first. A result's
-// rule is the class of the source's license expression (corpus.Classify).
+// rule is the class of the source's license expression (license.Classify).
 var sarifRules = []struct {
-	class       corpus.Class
+	class       license.Class
 	id, name    string
 	kind        string // the class, in a result's message
 	level       string // SARIF level, and GitHub's problem.severity below
 	severity    string
 	short, full string
 }{
-	{corpus.Strong, "strong-copyleft", "StrongCopyleftCode", "strong copyleft", "error", "error",
+	{license.Strong, "strong-copyleft", "StrongCopyleftCode", "strong copyleft", "error", "error",
 		"Code duplicates source under a strong copyleft license",
 		"This code duplicates, token for token, a stretch of a file under a strong copyleft license (GPL, AGPL, EUPL, OSL, ...). " +
 			"A work that contains it and is distributed (or, under the AGPL, offered over a network) must be released under that license as a whole."},
-	{corpus.Weak, "weak-copyleft", "WeakCopyleftCode", "weak copyleft", "warning", "warning",
+	{license.Weak, "weak-copyleft", "WeakCopyleftCode", "weak copyleft", "warning", "warning",
 		"Code duplicates source under a weak copyleft license",
 		"This code duplicates, token for token, a stretch of a file under a weak copyleft license (LGPL, MPL, EPL, CDDL, ...). " +
 			"The copied file, or the library it came from, stays under that license: its source must be offered, and changes to it shared."},
-	{corpus.Unknown, "unknown-license", "UnknownLicenseCode", "not classified", "warning", "warning",
+	{license.Unknown, "unknown-license", "UnknownLicenseCode", "not classified", "warning", "warning",
 		"Code duplicates source under a license that needs review",
 		"This code duplicates, token for token, a stretch of an indexed file whose license cleanroom cannot classify " +
 			"(a LicenseRef, non-commercial or source-available terms, or no license stated). Its terms need a review."},
-	{corpus.Permissive, "permissive-license", "PermissiveLicenseCode", "permissive", "note", "recommendation",
+	{license.Permissive, "permissive-license", "PermissiveLicenseCode", "permissive", "note", "recommendation",
 		"Code duplicates source under a permissive license",
 		"This code duplicates, token for token, a stretch of an indexed file under a permissive license. " +
 			"Permissive licenses ask for attribution: keep the copyright and license notice with the code."},
@@ -137,10 +137,10 @@ const sarifHelp = "The result names the source: repository, path, lines, license
 	"write it anew without reference to the source, or comply with the source's license, or obtain the code under another " +
 	"license. Code the company owns or has licensed belongs in the proxy policy's allowlist, or out of the index."
 
-func sarifRuleIndex(license string) int {
-	c, err := corpus.Classify(license)
+func sarifRuleIndex(expr string) int {
+	c, err := license.Classify(expr)
 	if err != nil {
-		c = corpus.Unknown
+		c = license.Unknown
 	}
 	for i, r := range sarifRules {
 		if r.class == c {

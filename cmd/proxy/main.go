@@ -1,7 +1,8 @@
 // Command proxy is cleanroom's gateway: put it in front of an OpenAI-compatible API
 // and point clients at it.
 //
-//	proxy --index DIR --upstream URL [--listen ADDR] [--mode block|annotate] [--policy FILE] [--fail-open]
+//	proxy --index DIR --upstream URL [--listen ADDR] [--admin-listen ADDR] [--tls-cert FILE --tls-key FILE]
+//	      [--upstream-ca FILE] [--mode block|annotate] [--policy FILE] [--fail-open]
 //
 // Every flag can also be set by an environment variable: CLEANROOM_INDEX,
 // CLEANROOM_UPSTREAM, CLEANROOM_LISTEN, ... SIGHUP reloads the index; so does a
@@ -11,10 +12,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -43,16 +46,46 @@ func run(args []string) int {
 		return 1
 	}
 	defer s.Close()
-	srv := &http.Server{
-		Addr:              opts.Listen,
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	var tlsConf *tls.Config
+	if opts.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "proxy: --tls-cert/--tls-key: %v\n", err)
+			return 1
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("listening", "addr", opts.Listen, "upstream", opts.Upstream, "mode", opts.Mode, "fail_open", opts.FailOpen)
+	newServer := func(addr string, h http.Handler) *http.Server {
+		return &http.Server{
+			Addr:              addr,
+			Handler:           h,
+			TLSConfig:         tlsConf.Clone(),
+			ReadHeaderTimeout: s.Options().ReadHeaderTimeout,
+			IdleTimeout:       s.Options().IdleConnTimeout,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
+	servers := []*http.Server{newServer(opts.Listen, s.Handler())}
+	if h := s.AdminHandler(); h != nil {
+		servers = append(servers, newServer(opts.AdminListen, h))
+	}
+	errc := make(chan error, len(servers))
+	for _, srv := range servers {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "proxy: %v\n", err)
+			return 1
+		}
+		go func() {
+			if tlsConf != nil {
+				errc <- srv.ServeTLS(ln, "", "")
+			} else {
+				errc <- srv.Serve(ln)
+			}
+		}()
+	}
+	log.Info("listening", "addr", opts.Listen, "admin", opts.AdminListen, "tls", tlsConf != nil,
+		"upstream", opts.Upstream, "mode", opts.Mode, "fail_open", opts.FailOpen)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
@@ -71,11 +104,12 @@ func run(args []string) int {
 			}
 			log.Info("shutting down", "signal", sig.String())
 			ctx, cancel := context.WithTimeout(context.Background(), *grace)
-			err := srv.Shutdown(ctx)
-			cancel()
-			if err != nil {
-				log.Warn("shutdown cut requests short", "err", err)
+			for _, srv := range servers {
+				if err := srv.Shutdown(ctx); err != nil {
+					log.Warn("shutdown cut requests short", "addr", srv.Addr, "err", err)
+				}
 			}
+			cancel()
 			return 0
 		}
 	}

@@ -184,3 +184,16 @@ func TestBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestNoLicenseDetector keeps the license detector out of the proxy: its database
+// takes half a second and some 60 MB to load at start-up, and the proxy only judges
+// licenses the index already names.
+func TestNoLicenseDetector(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "go-license-detector") {
+		t.Errorf("cmd/proxy links go-license-detector")
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"cleanroom/corpus"
+	"cleanroom/corpus/license"
 	"cleanroom/fingerprint"
 	"cleanroom/index"
 )
@@ -42,7 +43,7 @@ type Options struct {
 	KGramBits int
 	Workers   int // fingerprinting goroutines; default GOMAXPROCS
 	Walk      corpus.Options
-	Policy    *corpus.Policy // default corpus.DefaultPolicy()
+	Policy    *license.Policy // default license.DefaultPolicy()
 	Index     index.BuildOptions
 	Log       *slog.Logger // default slog.Default()
 }
@@ -100,7 +101,7 @@ func New(opts Options, specs []string) (*Builder, error) {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opts.Policy == nil {
-		opts.Policy = corpus.DefaultPolicy()
+		opts.Policy = license.DefaultPolicy()
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -348,7 +349,7 @@ func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Sou
 		keep, class, err := b.opts.Policy.Keep(d.License)
 		if err != nil {
 			log.Warn("unparsable license expression", "path", d.Path, "license", d.License, "err", err)
-			keep, class = false, corpus.Unknown
+			keep, class = false, license.Unknown
 		}
 		sum.Licenses[licenseKey(d.License)]++
 		if !keep {

@@ -1,4 +1,4 @@
-package corpus
+package license
 
 import (
 	"errors"
@@ -113,5 +113,12 @@ func TestPolicyFlags(t *testing.T) {
 	must(t, err)
 	if keep, _, _ := lp.Keep("LGPL-2.1-only"); keep {
 		t.Errorf("LoadPolicy(classes: [strong]) still indexes LGPL")
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
