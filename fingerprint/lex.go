@@ -182,9 +182,8 @@ func (lx *lexer) scan(buf []byte, atEOF bool) int {
 			// The fast path for the bytes most code is made of: whitespace,
 			// one-byte operators and words, handled here without a call. It does
 			// what scanNormal and scanWord do for them.
-			if j, ok := lx.fast(buf, i, atEOF); ok {
-				i = j
-				continue
+			if i = lx.fast(buf, i, atEOF); i == len(buf) {
+				break
 			}
 		}
 		var n int
@@ -227,49 +226,58 @@ func (lx *lexer) scan(buf []byte, atEOF bool) int {
 	return i
 }
 
-// fast consumes, at buf[i], a run of whitespace, a one-byte operator or a whole
-// word (one the buffer holds to its end), and returns where it stopped; ok is false
-// for anything else, left to the general path.
-func (lx *lexer) fast(buf []byte, i int, atEOF bool) (int, bool) {
+// fast consumes, from buf[i], runs of whitespace, one-byte operators and whole
+// words (ones the buffer holds to their end), as many as come, and returns where
+// it stopped: at anything else, left to the general path. The tokens, offset and
+// line stay in locals meanwhile.
+func (lx *lexer) fast(buf []byte, i int, atEOF bool) int {
 	cl := lx.class
-	c := buf[i]
-	switch k := cl[c]; {
-	case k&cWhite != 0:
-		j := i
-		for ; j < len(buf) && cl[buf[j]]&cWhite != 0; j++ {
-			if buf[j] == '\n' {
-				lx.line++
+	out, off, line, prev := *lx.out, lx.off, lx.line, lx.prev
+	esc := lx.r.identEsc
+loop:
+	for i < len(buf) {
+		c := buf[i]
+		switch k := cl[c]; {
+		case k&cWhite != 0:
+			j := i
+			for ; j < len(buf) && cl[buf[j]]&cWhite != 0; j++ {
+				if buf[j] == '\n' {
+					line++
+				}
 			}
+			off += j - i
+			prev = buf[j-1]
+			i = j
+		case k == 0:
+			// Not whitespace, a comment or literal opener, nor a word: an operator.
+			out = append(out, Token{Hash: punctHashes[c], Off: int32(off), End: int32(off + 1), Line: line, Kind: Punct})
+			off++
+			prev = c
+			i++
+		case k&cStart != 0 && k&(cComment|cQuote) == 0 && !esc:
+			j := i + 1
+			for j < len(buf) && cl[buf[j]]&cIdent != 0 {
+				j++
+			}
+			if j == len(buf) && !atEOF {
+				break loop // the word may go on: the general path keeps it
+			}
+			w := buf[i:j]
+			h := xxhash.Sum64(w)
+			kind := Ident
+			if len(w) <= maxKeyword && lx.keywords.has(h) {
+				kind = Keyword
+			}
+			out = append(out, Token{Hash: h, Off: int32(off), End: int32(off + len(w)), Line: line, Kind: kind})
+			off += len(w)
+			prev = buf[j-1]
+			i = j
+		default:
+			break loop
 		}
-		lx.off += j - i
-		lx.prev = buf[j-1]
-		return j, true
-	case k == 0:
-		// Not whitespace, a comment or literal opener, nor a word: an operator.
-		*lx.out = append(*lx.out, Token{Hash: punctHashes[c], Off: int32(lx.off), End: int32(lx.off + 1), Line: lx.line, Kind: Punct})
-		lx.off++
-		lx.prev = c
-		return i + 1, true
-	case k&cStart != 0 && k&(cComment|cQuote) == 0 && !lx.r.identEsc:
-		j := i + 1
-		for j < len(buf) && cl[buf[j]]&cIdent != 0 {
-			j++
-		}
-		if j == len(buf) && !atEOF {
-			return i, false // the word may go on: the general path keeps it
-		}
-		w := buf[i:j]
-		h := xxhash.Sum64(w)
-		kind := Ident
-		if len(w) <= maxKeyword && lx.keywords.has(h) {
-			kind = Keyword
-		}
-		*lx.out = append(*lx.out, Token{Hash: h, Off: int32(lx.off), End: int32(lx.off + len(w)), Line: lx.line, Kind: kind})
-		lx.off += len(w)
-		lx.prev = buf[j-1]
-		return j, true
 	}
-	return i, false
+	*lx.out, lx.off, lx.line, lx.prev = out, off, line, prev
+	return i
 }
 
 // advance accounts for consumed bytes.

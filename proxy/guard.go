@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,25 +28,21 @@ type guard struct {
 	idle   time.Duration
 	max    int64
 
-	mu     sync.Mutex
-	reason error // errUpstreamStalled or errReplyTooLong, once struck
+	reason atomic.Pointer[error] // errUpstreamStalled or errReplyTooLong, once struck
 }
 
 // strike records why the guard ended the upstream request, and ends it.
 func (g *guard) strike(reason error) {
-	g.mu.Lock()
-	if g.reason == nil {
-		g.reason = reason
-	}
-	g.mu.Unlock()
+	g.reason.CompareAndSwap(nil, &reason)
 	g.cancel()
 }
 
 // struck returns why the guard ended the upstream request, or nil.
 func (g *guard) struck() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.reason
+	if r := g.reason.Load(); r != nil {
+		return *r
+	}
+	return nil
 }
 
 // body wraps an upstream response body with the guard's limits.
@@ -61,8 +57,49 @@ type guardedBody struct {
 	g     *guard
 	rc    io.ReadCloser
 	n     int64
-	timer *time.Timer
+	watch *watchdog
 }
+
+// A watchdog calls stall when a read has waited for idle. A Read only marks
+// itself waiting and done (two atomic stores, no timer to reset: a stream makes
+// thousands of reads); a timer looks every idle/4, so a stall is seen after idle
+// to 1.25 idle.
+type watchdog struct {
+	idle    time.Duration
+	stall   func()
+	reads   atomic.Uint64 // reads done
+	waiting atomic.Bool   // a read is waiting
+	timer   *time.Timer
+	// The timer's own: the reads it saw last and since when.
+	seen  uint64
+	since time.Time
+}
+
+func newWatchdog(idle time.Duration, stall func()) *watchdog {
+	w := &watchdog{idle: idle, stall: stall, since: time.Now()}
+	w.timer = time.AfterFunc(idle/4, w.look)
+	return w
+}
+
+func (w *watchdog) look() {
+	now := time.Now()
+	if r := w.reads.Load(); r != w.seen || !w.waiting.Load() {
+		w.seen, w.since = r, now
+	} else if now.Sub(w.since) >= w.idle {
+		w.stall()
+		return
+	}
+	w.timer.Reset(w.idle / 4)
+}
+
+func (w *watchdog) begin() { w.waiting.Store(true) }
+
+func (w *watchdog) end() {
+	w.reads.Add(1)
+	w.waiting.Store(false)
+}
+
+func (w *watchdog) stop() { w.timer.Stop() }
 
 func (b *guardedBody) Read(p []byte) (int, error) {
 	g := b.g
@@ -72,16 +109,15 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 	if g.max > 0 && int64(len(p)) > g.max-b.n+1 {
 		p = p[:g.max-b.n+1] // one byte over the limit is enough to know
 	}
-	if g.idle > 0 {
-		if b.timer == nil {
-			b.timer = time.AfterFunc(g.idle, func() { g.strike(errUpstreamStalled) })
-		} else {
-			b.timer.Reset(g.idle)
-		}
+	if g.idle > 0 && b.watch == nil {
+		b.watch = newWatchdog(g.idle, func() { g.strike(errUpstreamStalled) })
+	}
+	if b.watch != nil {
+		b.watch.begin()
 	}
 	n, err := b.rc.Read(p)
-	if b.timer != nil {
-		b.timer.Stop()
+	if b.watch != nil {
+		b.watch.end()
 	}
 	if serr := g.struck(); serr != nil {
 		return 0, b.describe(serr)
@@ -108,8 +144,8 @@ func (b *guardedBody) describe(reason error) error {
 }
 
 func (b *guardedBody) Close() error {
-	if b.timer != nil {
-		b.timer.Stop()
+	if b.watch != nil {
+		b.watch.stop()
 	}
 	return b.rc.Close()
 }

@@ -42,6 +42,9 @@ type event struct {
 	barrier bool // carries no choice: waits for every event before it
 	done    bool // the upstream's [DONE]
 	arrived time.Time
+	// Room for what a chunk of one choice carries, allocated with the event.
+	partsBuf [3]part
+	orderBuf [1]*choice
 }
 
 // A part is what an event carries for one choice.
@@ -142,6 +145,7 @@ var errClientGone = errors.New("client went away")
 // handle takes one upstream event.
 func (s *streamFilter) handle(ev sseEvent) error {
 	e := &event{raw: ev.raw, arrived: s.now}
+	e.parts, e.order = e.partsBuf[:0], e.orderBuf[:0]
 	data := bytes.TrimSpace(ev.data)
 	switch {
 	case ev.data == nil:

@@ -23,6 +23,7 @@ import (
 
 type config struct {
 	memprofile string
+	profiling  bool // --cpuprofile profiles the whole run
 	out        string
 	write      string
 	kernel     string
@@ -84,7 +85,9 @@ func main() {
 		{"holdback", holdback},
 		{"gobench", goBenchmarks},
 	}
+	runtime.MemProfileRate = 16 << 10 // fine enough for the memory per stream's profile
 	if *cpuprofile != "" {
+		c.profiling = true
 		f, err := os.Create(*cpuprofile)
 		if err == nil {
 			err = pprof.StartCPUProfile(f)
