@@ -44,6 +44,9 @@ func buildKernel(c *config, r *report) error {
 		b.maxRSS = ru.Maxrss << 10 // kilobytes on Linux
 		b.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
+	// Let the written index reach the disk before the next figures are taken.
+	syscall.Sync()
+	time.Sleep(2 * time.Second)
 	return describeIndex(c, r, b)
 }
 

@@ -64,7 +64,7 @@ func fingerprinting(c *config, r *report) error {
 	}
 	mbps := func(work func([]file), goroutines int) float64 {
 		var runs []float64
-		for range 3 {
+		for range 5 {
 			runtime.GC()
 			start := time.Now()
 			parallel(files, goroutines, work)
@@ -85,7 +85,7 @@ func fingerprinting(c *config, r *report) error {
 	s := r.section("Fingerprinting", fmt.Sprintf(
 		"Tokenize + hash + winnow (k=%d, w=%d) over the kernel's %s .c and .h files (%.2f GB, %s tokens, %s fingerprints), "+
 			"held in memory, each file written to one `fingerprint.Stream` in %d KiB pieces that are discarded as they are consumed; "+
-			"median of 3 runs. The reference is xxhash64 over the same bytes in the same run. A stream's buffers after the whole kernel: %s "+
+			"median of 5 runs. The reference is xxhash64 over the same bytes in the same run. A stream's buffers after the whole kernel: %s "+
 			"(memory bounded by the piece and the window, not by the largest file).",
 		fingerprint.DefaultParams.K, fingerprint.DefaultParams.W, thousands(int64(len(files))), float64(total)/1e9,
 		thousands(r.tokens), thousands(r.fingerprints), piece>>10, kib(streamBytes.Load())))

@@ -47,7 +47,7 @@ func lookups(c *config, r *report) error {
 	// run returns the wall time per lookup of each goroutine, n lookups apiece.
 	run := func(goroutines int) float64 {
 		var runs []float64
-		for range 3 {
+		for range 5 {
 			var wg sync.WaitGroup
 			start := time.Now()
 			for g := range goroutines {
@@ -70,9 +70,9 @@ func lookups(c *config, r *report) error {
 	cores := runtime.NumCPU()
 	nsN := run(cores)
 	s := r.section("Lookups and scans", fmt.Sprintf(
-		"In the kernel index loaded above. A lookup is `Index.Count` of a fingerprint hash: binary search of the table's directory "+
-			"bucket, then the postings' low hash bits; half the hashes are in the index (fingerprints of kernel files), half random; "+
-			"%s lookups, median of 3. A scan is `Index.Scan` of a markdown answer: tokenize, fingerprint, look up, extend every hit "+
+		"In the kernel index loaded above. A lookup is `Index.Count` of a fingerprint hash: the directory entry of its top bits, then a scan of "+
+			"that bucket's low hash bits (some 4 postings; the table is in huge pages); half the hashes are in the index (fingerprints of kernel files), half random; "+
+			"%s lookups, median of 5. A scan is `Index.Scan` of a markdown answer: tokenize, fingerprint, look up, extend every hit "+
 			"token by token against the index's check values, merge, apply the evidence rules; median of 200.", thousands(n)))
 	perCore := 1e9 / ns1
 	s.row("lookup, 1 core", fmt.Sprintf("%.0f ns (%.1f M/s)", ns1, perCore/1e6), fmt.Sprintf("%d cores: %.1f M/s in all", cores, 1e9/nsN*float64(cores)/1e6),
