@@ -224,9 +224,9 @@ func (ix *Index) hugeCopy(b, file []byte) []byte {
 // hugeSlice returns n zeroed Ts (a type without pointers) for data that lookups
 // read at random: if they come to megabytes, in anonymous memory that the kernel
 // is asked to back with 2 MiB pages (transparent huge pages, which Linux grants on
-// request by default), mapped in mem for Close to unmap. A lookup then costs a
-// cache miss but no TLB miss: on the kernel index, lookups take a third less
-// time. Where mapping fails, and for small slices, the Go heap.
+// request by default), mapped in mem for Close to unmap: a lookup then costs a
+// cache miss but no TLB miss. Where mapping fails, and for small slices, the Go
+// heap.
 func hugeSlice[T uint32 | byte](n int, mem *[][]byte) []T {
 	size := n * int(unsafe.Sizeof(T(0)))
 	if size < 4<<20 {

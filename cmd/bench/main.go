@@ -85,7 +85,6 @@ func main() {
 		{"holdback", holdback},
 		{"gobench", goBenchmarks},
 	}
-	runtime.MemProfileRate = 16 << 10 // fine enough for the memory per stream's profile
 	if *cpuprofile != "" {
 		c.profiling = true
 		f, err := os.Create(*cpuprofile)
