@@ -75,7 +75,7 @@ func fingerprinting(c *config, r *report) error {
 	fp1 := mbps(fp, 1)
 	r.tokens, r.fingerprints = toks.Load(), fps.Load()
 	// A fourth one-core pass, profiled, says where the time goes.
-	top, err := profiled(c, "fingerprint", "", func() error { parallel(files, 1, fp); return nil })
+	top, err := profiled(c, "fingerprint", func() error { parallel(files, 1, fp); return nil })
 	if err != nil {
 		return err
 	}

@@ -344,10 +344,11 @@ func gateway(c *config, r *report) error {
 				block = t
 			}
 		}
-		top, err := profiled(c, "gateway-block", `proxy\.\(\*Server\)\.serve`, func() error {
+		const pprofArgs = `-cum -focus=proxy\.\(\*streamFilter\)\.Read -hide=^(net/http|runtime|internal|syscall|io)[./]`
+		top, err := profiled(c, "gateway-block", func() error {
 			_, err := load(block, conc, 2*time.Second)
 			return err
-		})
+		}, strings.Fields(pprofArgs)...)
 		if err != nil {
 			return err
 		}
@@ -356,8 +357,9 @@ func gateway(c *config, r *report) error {
 			"(`chunkShape.read`: a chunk that differs from the one before only in its text is read by reading that string), " +
 			"the detector (tokenizing, winnowing, looking fingerprints up, and in block mode asking the k-gram filter about " +
 			"every k-gram), and an allocation or three per event (the event, its bytes, its text).")
-		profileNote(s, "CPU profile of 2 s of the load through cleanroom in block mode, the samples under `Server.serve`",
-			filepath.Join(c.out, "gateway-block.prof"), `go tool pprof -top -focus='proxy\.\(\*Server\)\.serve'`, top)
+		profileNote(s, "CPU profile of 2 s of the load through cleanroom in block mode, the samples under the filter's `Read` "+
+			"(what cleanroom adds to a ReverseProxy), by cumulative time",
+			filepath.Join(c.out, "gateway-block.prof"), "go tool pprof -top "+pprofArgs, top)
 	}
 	return streamMemory(c, s, fu, ts)
 }
@@ -455,7 +457,7 @@ func streamMemory(c *config, s *section, fu *fastUpstream, ts []*target) error {
 			}
 		}
 		if t.name == "cleanroom block" {
-			if heapTop, err = heapProfile(c, "streams-block", `cleanroom/proxy\.`); err != nil {
+			if heapTop, err = heapProfile(c, "streams-block", `proxy\.\(\*Server\)\.serve`); err != nil {
 				return err
 			}
 		}
@@ -486,8 +488,9 @@ func streamMemory(c *config, s *section, fu *fastUpstream, ts []*target) error {
 			"buffer of its own, but block mode's detector keeps every token of the answer so far (24 bytes each, with room to "+
 			"grow, plus fingerprints, per-token check values and echo marks: about 30 bytes a token), and the events held back. "+
 			"Annotate mode gives the detector the text only at the end, and keeps the text alone meanwhile.", kib(int64(plain)))
-		profileNote(s, "Heap in use with the streams open in block mode, the allocation sites under cleanroom's proxy",
-			filepath.Join(c.out, "streams-block.heap"), `go tool pprof -sample_index=inuse_space -top -focus='cleanroom/proxy\.'`, heapTop)
+		profileNote(s, "Heap in use with the streams open in block mode, the allocation sites under `Server.serve` (each "+
+			"stream's own memory, the index aside)",
+			filepath.Join(c.out, "streams-block.heap"), `go tool pprof -sample_index=inuse_space -top -focus='proxy\.\(\*Server\)\.serve'`, heapTop)
 	}
 	return nil
 }

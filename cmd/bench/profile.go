@@ -11,10 +11,10 @@ import (
 )
 
 // profiled runs fn under the CPU profiler, writing the profile to name.prof in
-// the output directory, and returns pprof's top functions (flat time) among the
-// samples whose stacks match focus (a regexp; empty for all). With --cpuprofile,
-// which profiles the whole run, fn just runs.
-func profiled(c *config, name, focus string, fn func() error) (string, error) {
+// the output directory, and returns pprof's top functions (`go tool pprof -top`
+// with the arguments given: -focus, -cum, ...). With --cpuprofile, which profiles
+// the whole run, fn just runs.
+func profiled(c *config, name string, fn func() error, pprofArgs ...string) (string, error) {
 	if c.profiling {
 		return "", fn()
 	}
@@ -32,7 +32,7 @@ func profiled(c *config, name, focus string, fn func() error) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return pprofTop(path, focused(focus, "-top")...)
+	return pprofTop(path, append([]string{"-top"}, pprofArgs...)...)
 }
 
 // focused adds a -focus flag to pprof's arguments if focus is set.
@@ -67,7 +67,7 @@ func pprofTop(path string, args ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	args = append([]string{"tool", "pprof", "-nodecount=12"}, args...)
+	args = append([]string{"tool", "pprof", "-nodecount=16"}, args...)
 	out, err := exec.Command("go", append(args, exe, path)...).Output()
 	if err != nil {
 		return "", fmt.Errorf("go tool pprof %s: %v", path, err)
