@@ -1,10 +1,8 @@
 package index
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,15 +61,11 @@ func (b *Builder) writeAllow() (*AllowInfo, error) {
 	slices.Sort(b.allowRename)
 	exact, rename := slices.Compact(b.allowExact), slices.Compact(b.allowRename)
 	info := &AllowInfo{File: fmt.Sprintf("allow-%s.crs", b.build), Fingerprints: len(exact), Renamed: len(rename), Sources: b.allowSources}
-	path := filepath.Join(b.dir, info.File)
-	f, err := os.Create(path + ".tmp")
+	x, err := createIndexFile(filepath.Join(b.dir, info.File))
 	if err != nil {
 		return nil, err
 	}
-	h := xxhash.New()
-	cw := &countWriter{w: io.MultiWriter(f, h)}
-	bw := bufio.NewWriterSize(cw, 1<<20)
-	c, err := newContainerWriter(bw)
+	c, err := newContainerWriter(x)
 	if err == nil {
 		err = c.add(secAllow, codecZstd, deltas(exact))
 	}
@@ -81,23 +75,9 @@ func (b *Builder) writeAllow() (*AllowInfo, error) {
 	if err == nil {
 		err = c.close()
 	}
-	if err == nil {
-		err = bw.Flush()
+	if info.Size, info.XXHash, err = x.commit(err); err != nil {
+		return nil, err
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(path+".tmp", path)
-	}
-	if err != nil {
-		os.Remove(path + ".tmp")
-		return nil, fmt.Errorf("index: writing %s: %w", path, err)
-	}
-	info.Size, info.XXHash = cw.n, hexSum(h)
 	return info, nil
 }
 

@@ -159,39 +159,21 @@ func (b *Builder) writeShardFile(info *ShardInfo, docs []*Doc) error {
 		c.Repo = local[d.Repo]
 		shardDocs[i] = &c
 	}
-	path := filepath.Join(b.dir, info.File)
-	f, err := os.Create(path + ".tmp")
+	x, err := createIndexFile(filepath.Join(b.dir, info.File))
 	if err != nil {
 		return err
 	}
-	h := xxhash.New()
-	cw := &countWriter{w: io.MultiWriter(f, h)}
-	bw := bufio.NewWriterSize(cw, 1<<20)
 	meta := ShardMeta{K: b.opts.Params.K, W: b.opts.Params.W, Tokenizer: fingerprint.TokenizerVersion, Build: b.build,
 		RK: b.opts.Rename.K, RW: b.opts.Rename.W}
-	err = writeShard(bw, meta, repos, shardDocs)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(path+".tmp", path)
-	}
-	if err != nil {
-		os.Remove(path + ".tmp")
-		return fmt.Errorf("index: writing %s: %w", path, err)
+	if info.Size, info.XXHash, err = x.commit(writeShard(x, meta, repos, shardDocs)); err != nil {
+		return err
 	}
 	for _, d := range docs {
 		info.Postings += len(d.Postings)
 		info.Renamed += len(d.Renamed)
 		info.Tokens += int64(d.NumTokens())
 	}
-	info.Docs, info.Size, info.XXHash = len(docs), cw.n, hexSum(h)
+	info.Docs = len(docs)
 	return nil
 }
 
@@ -207,6 +189,51 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 func hexSum(h hash.Hash64) string { return fmt.Sprintf("%016x", h.Sum64()) }
+
+// An indexFile is a file of the index written under path+".tmp" and renamed to
+// path once whole, so that no reader ever sees half of it. Its writes are
+// buffered, counted and hashed for the manifest.
+type indexFile struct {
+	*bufio.Writer
+	path string
+	f    *os.File
+	h    hash.Hash64
+	cw   *countWriter
+}
+
+func createIndexFile(path string) (*indexFile, error) {
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return nil, err
+	}
+	x := &indexFile{path: path, f: f, h: xxhash.New()}
+	x.cw = &countWriter{w: io.MultiWriter(f, x.h)}
+	x.Writer = bufio.NewWriterSize(x.cw, 1<<20)
+	return x, nil
+}
+
+// commit ends the file. If err, the error of writing it, is nil, it flushes,
+// syncs and renames it into place; otherwise, or if that fails, it removes it. It
+// returns the file's size and checksum (xxhash64, in hex).
+func (x *indexFile) commit(err error) (size int64, sum string, _ error) {
+	if err == nil {
+		err = x.Flush()
+	}
+	if err == nil {
+		err = x.f.Sync()
+	}
+	if cerr := x.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(x.path+".tmp", x.path)
+	}
+	if err != nil {
+		os.Remove(x.path + ".tmp")
+		return 0, "", fmt.Errorf("index: writing %s: %w", x.path, err)
+	}
+	return x.cw.n, hexSum(x.h), nil
+}
 
 // Finish writes the last shard and the manifest, whose Sources and Policy the
 // caller may fill in m (nil is fine), and removes shards of earlier builds. It

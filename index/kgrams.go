@@ -1,13 +1,10 @@
 package index
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
@@ -135,15 +132,11 @@ func (b *Builder) writeKGrams() (*KGramInfo, error) {
 	}
 	info := &KGramInfo{File: fmt.Sprintf("kgrams-%s.crs", b.build), Blocks: kb.blocks, KGrams: kb.n.Load(), FalsePositives: kb.falsePositives()}
 	meta, _ := json.Marshal(map[string]any{"blocks": kb.blocks, "probes": kgramProbes, "block_bits": blockBits})
-	path := filepath.Join(b.dir, info.File)
-	f, err := os.Create(path + ".tmp")
+	x, err := createIndexFile(filepath.Join(b.dir, info.File))
 	if err != nil {
 		return nil, err
 	}
-	h := xxhash.New()
-	cw := &countWriter{w: io.MultiWriter(f, h)}
-	bw := bufio.NewWriterSize(cw, 1<<20)
-	c, err := newContainerWriter(bw)
+	c, err := newContainerWriter(x)
 	if err == nil {
 		err = c.add(secKGramMeta, codecRaw, meta)
 	}
@@ -157,23 +150,9 @@ func (b *Builder) writeKGrams() (*KGramInfo, error) {
 	if err == nil {
 		err = c.close()
 	}
-	if err == nil {
-		err = bw.Flush()
+	if info.Size, info.XXHash, err = x.commit(err); err != nil {
+		return nil, err
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(path+".tmp", path)
-	}
-	if err != nil {
-		os.Remove(path + ".tmp")
-		return nil, fmt.Errorf("index: writing %s: %w", path, err)
-	}
-	info.Size, info.XXHash = cw.n, hexSum(h)
 	return info, nil
 }
 
