@@ -125,29 +125,7 @@ func TestAnnotateMode(t *testing.T) {
 // client before the upstream writes the rest: an upstream that sends its first
 // words and then waits.
 func firstWordsBeforeEnd(t *testing.T, e *env) bool {
-	release := make(chan struct{})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		chunk := func(delta, finish string) {
-			fmt.Fprintf(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":%s,"finish_reason":%s}]}`+"\n\n", delta, finish)
-			w.(http.Flusher).Flush()
-		}
-		chunk(`{"role":"assistant","content":""}`, "null")
-		chunk(`{"content":"Sure! Here it is."}`, "null")
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		chunk(`{}`, `"stop"`)
-		io.WriteString(w, "data: [DONE]\n\n")
-	}))
-	defer up.Close()
-	defer close(release)
-	old := e.srv.upstream
-	e.srv.upstream, _ = old.Parse(up.URL)
-	defer func() { e.srv.upstream = old }()
-	resp := post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "x"))
-	defer resp.Body.Close()
+	resp := pausedStream(t, e, []string{`{"role":"assistant","content":""}`, `{"content":"Sure! Here it is."}`})
 	got := make(chan bool, 1)
 	go func() {
 		var seen []byte
@@ -171,6 +149,40 @@ func firstWordsBeforeEnd(t *testing.T, e *env) bool {
 	case <-time.After(2 * time.Second):
 		return false
 	}
+}
+
+// pausedStream makes a streamed completion through e's proxy from an upstream that
+// sends a chunk for each of deltas and then waits, until the test ends, before
+// its last chunk and [DONE]: what the client has by then went out before the end.
+func pausedStream(t *testing.T, e *env, deltas []string) *http.Response {
+	t.Helper()
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := func(delta, finish string) {
+			fmt.Fprintf(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":%s,"finish_reason":%s}]}`+"\n\n", delta, finish)
+			w.(http.Flusher).Flush()
+		}
+		for _, d := range deltas {
+			chunk(d, "null")
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		chunk(`{}`, `"stop"`)
+		io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	old := e.srv.upstream
+	e.srv.upstream, _ = old.Parse(up.URL)
+	resp := post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "x"))
+	t.Cleanup(func() {
+		resp.Body.Close()
+		close(release)
+		up.Close()
+		e.srv.upstream = old
+	})
+	return resp
 }
 
 // TestHoldback: in block mode the first words wait until enough text follows them
@@ -417,30 +429,11 @@ func TestAdaptiveHoldback(t *testing.T) {
 		t.Fatal("the test index has no k-gram filter")
 	}
 	words := strings.Repeat("another original word of prose here ", 10) // 60 tokens
-	release := make(chan struct{})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		chunk := func(delta, finish string) {
-			fmt.Fprintf(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":%s,"finish_reason":%s}]}`+"\n\n", delta, finish)
-			w.(http.Flusher).Flush()
-		}
-		for _, word := range strings.SplitAfter(words, " ") {
-			chunk(fmt.Sprintf(`{"content":%q}`, word), "null")
-		}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		chunk(`{}`, `"stop"`)
-		io.WriteString(w, "data: [DONE]\n\n")
-	}))
-	defer up.Close()
-	defer close(release)
-	old := e.srv.upstream
-	e.srv.upstream, _ = old.Parse(up.URL)
-	defer func() { e.srv.upstream = old }()
-	resp := post(t, e.px.URL+"/v1/chat/completions", chatBody(true, 1, "x"))
-	defer resp.Body.Close()
+	var deltas []string
+	for _, word := range strings.SplitAfter(words, " ") {
+		deltas = append(deltas, fmt.Sprintf(`{"content":%q}`, word))
+	}
+	resp := pausedStream(t, e, deltas)
 	want := 60 - fingerprint.DefaultParams.K - 2 // tokens the client should have while the model waits
 	got := make(chan int, 1)
 	go func() {
