@@ -6,9 +6,10 @@ GO ?= go
 OUT ?= out
 BIN := bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages: the copyleft corpora the tests and the demo read at run time, and
-# prometheus (promtool and the server), which proxy/promtest runs.
-TEST_PKGS := emacs-el linux-source-6.1 xz-utils prometheus
+# Debian packages: the copyleft corpora the tests and the demo read at run time,
+# prometheus (promtool and the server), which proxy/promtest runs, and redis-server
+# (with redis-cli), of which index/redistest makes a Redis Cluster.
+TEST_PKGS := emacs-el linux-source-6.1 xz-utils prometheus redis-server
 DEMO_PKGS := $(TEST_PKGS) glibc-source
 
 .PHONY: all build test deps demo-deps demo bench eval vet clean loadtest fuzz
@@ -50,9 +51,10 @@ vet:
 # test: vet; every test with the race detector, the corpus-sized ones in their short
 # form (the detector makes them take minutes); then every test in full. Tests that read
 # a corpus skip only where its package is missing, and deps installs them.
+# The tests need the Redis Cluster: without redis-server they fail, not skip.
 test: deps vet
-	$(GO) test -race -short -timeout 20m ./...
-	$(GO) test -timeout 20m ./...
+	CLEANROOM_REQUIRE_REDIS=1 $(GO) test -race -short -timeout 20m ./...
+	CLEANROOM_REQUIRE_REDIS=1 $(GO) test -timeout 20m ./...
 
 # bench measures what the performance issue asks for, on the kernel package, and
 # writes the table to docs/BENCHMARKS.md: fingerprinting against a read + xxhash pass,

@@ -2,6 +2,7 @@ package index
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,10 +81,16 @@ func (m *Match) URL() string {
 // tokens arrive. A Matcher is not safe for concurrent use; many Matchers may share
 // an Index.
 type Matcher struct {
-	ix   *Index
-	opts MatchOptions
-	k    int
-	tab  *table
+	opts  MatchOptions
+	k     int
+	tab   postingTable
+	docs  docSource
+	allow *allowSet
+	// fetch, for a remote index, brings the postings of new fingerprints and the
+	// documents they point into before they are looked up; nil for local shards.
+	fetch prefetcher
+	ctx   context.Context
+	err   error
 
 	toks  []fingerprint.Token
 	q     checkSeq // check values of the query's tokens
@@ -118,6 +125,12 @@ func (ix *Index) NewMatcher(opts MatchOptions) *Matcher {
 	if opts.Rename {
 		p, tab = fingerprint.Params{K: ix.Manifest.RenameK, W: ix.Manifest.RenameW}, &ix.rename
 	}
+	return newMatcher(opts, p, tab, ix, &ix.allow)
+}
+
+// newMatcher returns a matcher with the options' defaults filled in, for
+// fingerprints made with p.
+func newMatcher(opts MatchOptions, p fingerprint.Params, tab postingTable, docs docSource, allow *allowSet) *Matcher {
 	if opts.MinTokens <= 0 {
 		opts.MinTokens = p.Threshold()
 	}
@@ -130,8 +143,20 @@ func (ix *Index) NewMatcher(opts MatchOptions) *Matcher {
 	if opts.MaxGap <= 0 {
 		opts.MaxGap = 12
 	}
-	return &Matcher{ix: ix, opts: opts, k: p.K, tab: tab, last: map[uint64]*span{}}
+	return &Matcher{opts: opts, k: p.K, tab: tab, docs: docs, allow: allow, ctx: context.Background(), last: map[uint64]*span{}}
 }
+
+// Doc describes document d of a match or run the matcher found.
+func (m *Matcher) Doc(d int) DocInfo { return m.docs.Doc(d) }
+
+// SetContext sets the context that a remote index's lookups run under (the
+// request's); the default is context.Background.
+func (m *Matcher) SetContext(ctx context.Context) { m.ctx = ctx }
+
+// Err returns the error that stopped the matcher: a remote index that could not be
+// read. The matcher then finds nothing more, and its text counts as unchecked
+// from the first fingerprint it could not look up.
+func (m *Matcher) Err() error { return m.err }
 
 // Feed updates the matcher from a stream: its tokens, and its exact or its
 // rename-robust fingerprints as the matcher's mode wants.
@@ -165,6 +190,15 @@ func (m *Matcher) Update(toks []fingerprint.Token, fps []fingerprint.Fingerprint
 		}
 	}
 	m.open = open
+	if m.err != nil {
+		return
+	}
+	if m.fetch != nil && len(fps) > m.nfp {
+		if err := m.fetch.prefetch(m.ctx, fps[m.nfp:], m.opts); err != nil {
+			m.err = err
+			return
+		}
+	}
 	for _, f := range fps[m.nfp:] {
 		m.add(f)
 	}
@@ -179,7 +213,7 @@ func (m *Matcher) same(s *span, src checkSeq, i, j int) bool {
 	if !m.opts.Rename {
 		return qc == sc
 	}
-	qi, si := m.toks[i].Kind == fingerprint.Ident, m.ix.isIdent(s.doc, j)
+	qi, si := m.toks[i].Kind == fingerprint.Ident, m.docs.isIdent(s.doc, j)
 	if qi != si {
 		return false
 	}
@@ -199,7 +233,7 @@ func (m *Matcher) same(s *span, src checkSeq, i, j int) bool {
 // extend grows s to the right as far as the query and source agree and reports
 // whether it reaches the last known token (so it may grow further).
 func (m *Matcher) extend(s *span) bool {
-	src := m.ix.checks(s.doc)
+	src := m.docs.checks(s.doc)
 	sb := s.sb()
 	nq, ns := m.q.len(), src.len()
 	for s.qb < nq && sb < ns && m.same(s, src, s.qb, sb) {
@@ -212,12 +246,12 @@ func (m *Matcher) extend(s *span) bool {
 // add looks up one fingerprint of the query and starts a span for each posting that
 // no span covers yet.
 func (m *Matcher) add(f fingerprint.Fingerprint) {
-	if !m.opts.NoAllow && m.ix.allow.has(f.Hash, m.opts.Rename) {
+	if !m.opts.NoAllow && m.allow.has(f.Hash, m.opts.Rename) {
 		m.Allowed++
 		return
 	}
-	lo, hi := m.tab.lookup(f.Hash)
-	if m.opts.MaxPostings > 0 && hi-lo > m.opts.MaxPostings {
+	lo, hi, n := m.tab.find(f.Hash)
+	if m.opts.MaxPostings > 0 && n > m.opts.MaxPostings {
 		m.Common++
 		return
 	}
@@ -228,7 +262,7 @@ func (m *Matcher) add(f fingerprint.Fingerprint) {
 		if s := m.last[key]; s != nil && s.qa <= qpos && qpos+m.k <= s.qb {
 			continue
 		}
-		src := m.ix.checks(doc)
+		src := m.docs.checks(doc)
 		if spos+m.k > src.len() || qpos+m.k > m.q.len() {
 			continue // a corrupt posting
 		}
@@ -367,8 +401,8 @@ func (m *Matcher) Matches() []Match {
 		}
 		g.Query = m.queryRange(first.qa, last.qb)
 		g.Src = Range{Start: first.sa, End: last.sb()}
-		g.Src.StartLine, g.Src.EndLine = m.ix.lineTable(g.Doc).lines(g.Src.Start, g.Src.End-1)
-		g.Source = m.ix.Doc(g.Doc)
+		g.Src.StartLine, g.Src.EndLine = m.docs.lineTable(g.Doc).lines(g.Src.Start, g.Src.End-1)
+		g.Source = m.docs.Doc(g.Doc)
 		groups = append(groups, g)
 	}
 	// Longest first; a match mostly inside a longer one's query stretch is the same
@@ -415,12 +449,6 @@ func (ix *Index) Scan(l fingerprint.Lang, text []byte, opts MatchOptions) []Matc
 // Fingerprint tokenizes and fingerprints a whole text with the index's parameters,
 // and its rename-robust ones too when rename is set (and the index has them).
 func (ix *Index) Fingerprint(l fingerprint.Lang, text []byte, rename bool) *fingerprint.Stream {
-	s := fingerprint.NewStream(ix.Params(), l)
-	if rp, ok := ix.RenameParams(); ok && rename {
-		s.EnableRename(rp)
-	}
-	s.Tokens = make([]fingerprint.Token, 0, len(text)/5+16)
-	s.Write(text)
-	s.Close()
-	return s
+	rp, ok := ix.RenameParams()
+	return fingerprintText(ix.Params(), rp, ok, l, text, rename)
 }

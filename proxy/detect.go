@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+
 	"cleanroom/fingerprint"
 	"cleanroom/index"
 )
@@ -54,7 +56,7 @@ func newEchoSet(l fingerprint.Lang, texts ...string) echoSet {
 // request's last lines (the context), so that output which completes a copyleft run
 // the prompt began is caught, and looks the fingerprints up as they are decided.
 type detector struct {
-	ix      *index.Index
+	ix      index.Store
 	t       int // the guarantee threshold
 	fp      *fingerprint.Stream
 	m       *index.Matcher
@@ -69,17 +71,23 @@ type detector struct {
 	// it, so the text before it is safe whatever comes.
 	absent int
 	kgrams int // k-grams checked against the filter
+	// err is the index's failure to answer a lookup, shared by the filter's
+	// detectors (the first one wins). The detector then takes no more text, and
+	// safe stays where the last answered lookup left it.
+	err    *error
+	frozen int
 }
 
 // With hold, text is held back until checked, and the index's k-gram filter (if it
 // has one) lets less of it wait; without, nothing waits and the filter is not used.
-func newDetector(ix *index.Index, l fingerprint.Lang, context string, echo echoSet, mo index.MatchOptions, hold bool) *detector {
+func newDetector(ctx context.Context, ix index.Store, l fingerprint.Lang, context string, echo echoSet, mo index.MatchOptions, hold bool, err *error) *detector {
 	// A policy may demand longer matches than the guarantee: then they are what is
 	// held back for.
 	t := max(ix.Params().Threshold(), mo.MinTokens)
 	mo.MinTokens = t
 	d := &detector{ix: ix, t: t, fp: fingerprint.NewStream(ix.Params(), l),
-		m: ix.NewMatcher(mo), echo: echo, ctxToks: -1, absent: -1}
+		m: ix.NewMatcher(mo), echo: echo, ctxToks: -1, absent: -1, err: err, frozen: -1}
+	d.m.SetContext(ctx)
 	if hold && ix.HasKGramFilter() {
 		d.fp.CollectKGrams()
 	}
@@ -100,9 +108,24 @@ func (d *detector) write(p []byte) {
 		// The context's last token ends at the newline written after it.
 		d.ctxToks = len(d.fp.Tokens)
 	}
+	if d.frozen >= 0 {
+		return
+	}
+	safe := d.safe()
 	d.fp.Write(p)
 	d.out += len(p)
 	d.update()
+	d.failed(safe)
+}
+
+// failed notes a failed lookup: what was safe before it stays all that is.
+func (d *detector) failed(safe int) {
+	if err := d.m.Err(); err != nil && d.frozen < 0 {
+		d.frozen = safe
+		if *d.err == nil {
+			*d.err = err
+		}
+	}
 }
 
 // close ends the output.
@@ -113,9 +136,15 @@ func (d *detector) close() {
 	if d.ctxToks < 0 {
 		d.ctxToks = len(d.fp.Tokens)
 	}
+	if d.frozen >= 0 {
+		d.closed = true
+		return
+	}
+	safe := d.safe()
 	d.closed = true
 	d.fp.Close()
 	d.update()
+	d.failed(safe)
 }
 
 func (d *detector) update() {
@@ -159,6 +188,9 @@ func (d *detector) decided() int {
 // cannot start at or before a k-gram the corpus lacks; on text that copies nothing
 // the newest k-gram is absent, and the client trails the model by about k tokens.
 func (d *detector) safe() int {
+	if d.frozen >= 0 {
+		return d.frozen
+	}
 	if d.closed {
 		return d.out
 	}

@@ -37,12 +37,17 @@ func writeParamError(w http.ResponseWriter, status int, typ, code, param, messag
 	w.Write(b)
 }
 
-// errorEvent is a server-sent event carrying an error, as OpenAI sends one mid-stream.
-func errorEvent(typ, code, message string) []byte {
+// errorBody is the body of an error response in the OpenAI shape.
+func errorBody(typ, code, message string) []byte {
 	e := apiError{Message: message, Type: typ}
 	if code != "" {
 		e.Code = &code
 	}
 	b, _ := json.Marshal(map[string]apiError{"error": e})
-	return append(append([]byte("data: "), b...), "\n\n"...)
+	return b
+}
+
+// errorEvent is a server-sent event carrying an error, as OpenAI sends one mid-stream.
+func errorEvent(typ, code, message string) []byte {
+	return append(append([]byte("data: "), errorBody(typ, code, message)...), "\n\n"...)
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"slices"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 // checks against, and every choice's texts.
 type filter struct {
 	s       *Server
-	ix      *index.Index
+	ctx     context.Context // the request's: lookups in a remote index end with it
+	ix      index.Store
 	req     *request
 	rid     string
 	echo    echoSet
@@ -25,6 +27,10 @@ type filter struct {
 	// error object in place of a completion ("status"), or a stream that broke off
 	// ("stream").
 	upstreamErr string
+	// storeErr is the index's failure to answer a lookup: the text after the last
+	// answered one is unchecked. indexFailed acts on it once.
+	storeErr     error
+	storeErrSeen bool
 }
 
 // tokens returns how many tokens of output the filter has scanned.
@@ -49,6 +55,22 @@ type choice struct {
 	blocked  *blocked      // where it is cut, if it is
 	cited    []citation    // matches to cite
 	final    bool          // its last chunk has gone out
+}
+
+// indexFailed reports, once, that the index failed to answer a lookup, and counts
+// it. In fail-open mode nothing is held back any more: the rest of the response
+// passes unchecked.
+func (f *filter) indexFailed() bool {
+	if f.storeErr == nil || f.storeErrSeen {
+		return false
+	}
+	f.storeErrSeen = true
+	f.s.metrics.storeErrors.WithLabelValues("lookup").Inc()
+	f.s.log.Warn("index lookup failed", "request_id", f.rid, "err", f.storeErr, "fail_open", f.s.opts.FailOpen)
+	if f.s.opts.FailOpen {
+		f.hold = false
+	}
+	return true
 }
 
 // blocked says where a blocked choice is cut: in text t, at byte cut of it. limits
@@ -79,8 +101,8 @@ func (t *text) detector() *detector {
 	return t.det
 }
 
-func newFilter(s *Server, ix *index.Index, req *request, rid string) *filter {
-	f := &filter{s: s, ix: ix, req: req, rid: rid, choices: map[int]*choice{}, hold: s.policy.MayBlock()}
+func newFilter(ctx context.Context, s *Server, ix index.Store, req *request, rid string) *filter {
+	f := &filter{s: s, ctx: ctx, ix: ix, req: req, rid: rid, choices: map[int]*choice{}, hold: s.policy.MayBlock()}
 	start := time.Now()
 	f.echo = newEchoSet(req.lang, req.sent...)
 	f.scan += time.Since(start)
@@ -100,7 +122,7 @@ func (f *filter) choice(i int) *choice {
 // lines as its context.
 func (f *filter) contentText(c *choice) *text {
 	if c.content == nil {
-		c.content = &text{det: newDetector(f.ix, f.req.lang, f.req.context, f.echo, f.s.opts.Match, f.hold)}
+		c.content = &text{det: newDetector(f.ctx, f.ix, f.req.lang, f.req.context, f.echo, f.s.opts.Match, f.hold, &f.storeErr)}
 		c.texts = append(c.texts, c.content)
 	}
 	return c.content
@@ -110,7 +132,7 @@ func (f *filter) contentText(c *choice) *text {
 func (f *filter) toolText(c *choice, j int) *text {
 	t := c.tools[j]
 	if t == nil {
-		t = &text{det: newDetector(f.ix, fingerprint.C, "", f.echo, f.s.opts.Match, f.hold), args: &jsonStrings{}}
+		t = &text{det: newDetector(f.ctx, f.ix, fingerprint.C, "", f.echo, f.s.opts.Match, f.hold, &f.storeErr), args: &jsonStrings{}}
 		c.tools[j] = t
 		c.texts = append(c.texts, t)
 	}
@@ -209,8 +231,9 @@ func (f *filter) decide(c *choice) {
 // them (or it is the company's own, allowlisted).
 func (f *filter) blockCut(t *text) (int, bool) {
 	var js []judged
-	for _, h := range t.detector().hits() {
-		d := f.ix.Doc(h.run.Doc)
+	det := t.detector()
+	for _, h := range det.hits() {
+		d := det.m.Doc(h.run.Doc)
 		js = append(js, judged{h, &d, f.s.policy.Action(d.Repo.Name, d.Path, d.License)})
 	}
 	best := -1

@@ -80,7 +80,7 @@ func (s *Server) indexInfo(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "server_error", "index_unavailable", msg)
 		return
 	}
-	info := NewIndexInfo(l.ix.Manifest, l.at, time.Now())
+	info := NewIndexInfo(l.ix.Meta(), l.at, time.Now())
 	s.store.release(l)
 	info.Parameters.MinTokens = max(info.Parameters.Threshold, s.opts.Match.MinTokens)
 	b, _ := json.MarshalIndent(info, "", "  ")

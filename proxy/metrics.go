@@ -22,6 +22,8 @@ type metrics struct {
 	holdback       prometheus.Histogram   // seconds an event waited in the holdback
 	upstreamErrors *prometheus.CounterVec // kind
 	reloads        *prometheus.CounterVec // result
+	storeErrors    *prometheus.CounterVec // op
+	indexGen       *prometheus.GaugeVec   // generation
 	indexDocs      prometheus.Gauge
 	indexFPs       prometheus.Gauge
 	indexShards    prometheus.Gauge
@@ -75,6 +77,16 @@ func newMetrics() *metrics {
 		Help: "Index loads by result (success, failure).",
 	}, []string{"result"})
 	f(m.reloads)
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cleanroom_index_store_errors_total",
+		Help: "Failures of the index store (a Redis Cluster that is unreachable or failing over) by operation: lookup (a response whose check could not finish: blocked by an error in fail-closed mode, passed on unchecked with --fail-open), load (a generation that could not be loaded).",
+	}, []string{"op"})
+	f(m.storeErrors)
+	m.indexGen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cleanroom_index_generation_info",
+		Help: "1 for the index generation being served (its build name), by generation.",
+	}, []string{"generation"})
+	f(m.indexGen)
 	gauge := func(name, help string) prometheus.Gauge {
 		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 		f(g)
@@ -108,6 +120,9 @@ func newMetrics() *metrics {
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
+	}
+	for _, op := range []string{"lookup", "load"} {
+		m.storeErrors.WithLabelValues(op)
 	}
 	return m
 }

@@ -69,6 +69,11 @@ type Options struct {
 	// stalls longer ends with an error event. Defaults 5m and 60s; negative: none.
 	UpstreamTimeout time.Duration
 	StreamIdle      time.Duration
+	// IndexTimeout bounds one lookup in a Redis Cluster index. Default 1s.
+	IndexTimeout time.Duration
+	// IndexCacheMB bounds the documents of a Redis Cluster index the proxy keeps
+	// in memory, in MiB. Default 256.
+	IndexCacheMB int
 	// MaxReply is the most bytes of a completion response the proxy reads from the
 	// upstream; a longer reply ends with an error. Default 64 MiB.
 	MaxReply int64
@@ -86,7 +91,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	str := func(p *string, name, def, usage string) {
 		fs.StringVar(p, name, envOr(name, def), usage+" ($"+envName(name)+")")
 	}
-	str(&o.Index, "index", "", "index `directory`")
+	str(&o.Index, "index", "", "index `directory`, or the Redis Cluster that holds it: redis://HOST:PORT[,HOST:PORT...][/PREFIX] (rediss:// for TLS)")
 	str(&o.Upstream, "upstream", "", "base `URL` of the OpenAI-compatible API, e.g. http://127.0.0.1:8000")
 	str(&o.Listen, "listen", ":8080", "`address` to listen on")
 	str(&o.Mode, "mode", "block", "action for matches the policy does not name: block or annotate")
@@ -116,6 +121,9 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 		}
 		fs.DurationVar(p, name, d, usage+" ($"+envName(name)+")")
 	}
+	cacheMB, _ := strconv.Atoi(envOr("index-cache-mb", "256"))
+	fs.IntVar(&o.IndexCacheMB, "index-cache-mb", cacheMB, "MiB of indexed documents a proxy on a Redis Cluster index keeps in memory ($"+envName("index-cache-mb")+")")
+	dur(&o.IndexTimeout, "index-timeout", time.Second, "longest a lookup in a Redis Cluster index may take; a response whose lookup fails is cut with an error, or passes unchecked with --fail-open")
 	dur(&o.UpstreamTimeout, "upstream-timeout", 5*time.Minute, "longest wait for the upstream's response headers")
 	dur(&o.StreamIdle, "upstream-idle-timeout", time.Minute, "longest wait for the next byte of an upstream response: a stream that stalls longer ends with an error")
 	maxReply, _ := strconv.ParseInt(envOr("max-reply", "67108864"), 10, 64)
@@ -190,6 +198,7 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	}
 	opts.UpstreamTimeout = durationOr(opts.UpstreamTimeout, 5*time.Minute)
 	opts.StreamIdle = durationOr(opts.StreamIdle, time.Minute)
+	opts.IndexTimeout = durationOr(opts.IndexTimeout, time.Second)
 	opts.BodyTimeout = durationOr(opts.BodyTimeout, time.Minute)
 	opts.ReadHeaderTimeout = durationOr(opts.ReadHeaderTimeout, 10*time.Second)
 	opts.IdleConnTimeout = durationOr(opts.IdleConnTimeout, 2*time.Minute)
@@ -207,7 +216,7 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, upstream: u, policy: policy, store: &store{dir: opts.Index}, metrics: newMetrics(),
+	s := &Server{opts: opts, upstream: u, policy: policy, store: &store{dir: opts.Index, lookupTimeout: opts.IndexTimeout, cacheBytes: int64(opts.IndexCacheMB) << 20}, metrics: newMetrics(),
 		log: log, audit: audit, stop: make(chan struct{})}
 	s.metrics.knowModels(policy.Models)
 	if err := s.Reload(); err != nil {
@@ -337,10 +346,13 @@ func (s *Server) Reload() error {
 	ix, took, err := s.store.load()
 	if err != nil {
 		s.metrics.reloads.WithLabelValues("failure").Inc()
+		if index.IsRedisURL(s.opts.Index) {
+			s.metrics.storeErrors.WithLabelValues("load").Inc()
+		}
 		s.log.Error("index load failed", "dir", s.opts.Index, "err", err)
 		return err
 	}
-	m := ix.Manifest
+	m := ix.Meta()
 	s.metrics.reloads.WithLabelValues("success").Inc()
 	s.metrics.indexDocs.Set(float64(ix.NumDocs()))
 	s.metrics.indexFPs.Set(float64(ix.NumPostings()))
@@ -348,6 +360,8 @@ func (s *Server) Reload() error {
 	s.metrics.indexBytes.Set(float64(m.Totals.Disk))
 	s.metrics.indexLoad.Set(took.Seconds())
 	s.metrics.indexBuilt.Set(float64(m.Created.Unix()))
+	s.metrics.indexGen.Reset()
+	s.metrics.indexGen.WithLabelValues(m.Build).Set(1)
 	s.metrics.indexLoaded.SetToCurrentTime()
 	s.metrics.ready.Set(1)
 	if s.opts.FailOpen {
@@ -490,7 +504,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.rp.ServeHTTP(w, r)
 		return
 	}
-	f := newFilter(s, l.ix, req, rid)
+	f := newFilter(r.Context(), s, l.ix, req, rid)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	g := &guard{client: r.Context(), cancel: cancel, idle: s.opts.StreamIdle, max: s.opts.MaxReply}
@@ -560,6 +574,16 @@ func (s *Server) filterResponse(resp *http.Response) error {
 	out, err := f.filterBody(body)
 	if err != nil {
 		return err
+	}
+	if f.indexFailed() {
+		if s.opts.FailOpen {
+			out = body // unchecked, as the upstream sent it
+		} else {
+			out = errorBody("server_error", "index_unavailable",
+				"cleanroom could not check this completion: its index did not answer ("+f.storeErr.Error()+")")
+			resp.StatusCode, resp.Status = http.StatusServiceUnavailable, "503 Service Unavailable"
+			resp.Header.Set("Content-Type", "application/json")
+		}
 	}
 	if f.upstreamErr == "" && !bytes.HasPrefix(bytes.TrimSpace(out), []byte("{")) {
 		f.upstreamErr = "stream" // not a completion at all
@@ -631,6 +655,10 @@ func (s *Server) done(f *filter, stream string, err error) {
 		}
 	}
 	switch {
+	case f.storeErr != nil && s.opts.FailOpen:
+		outcome = "unchecked"
+	case f.storeErr != nil:
+		outcome = "unavailable"
 	case errors.Is(err, errClientGone):
 		outcome = "canceled"
 	case err != nil:

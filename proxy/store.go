@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,19 +13,26 @@ import (
 
 // store holds the index being served and swaps in a new one atomically. Requests
 // hold a reference to the index they started with; an index replaced by a reload is
-// closed when its last request ends.
+// closed when its last request ends. The index is a directory of shards, or a
+// Redis Cluster (a redis:// location), whose generation pointer the store follows.
 type store struct {
-	dir string
+	dir string // a directory or a redis:// URL
+	// For a Redis Cluster: the connection, made at the first load, and its
+	// settings.
+	redis         *index.Redis
+	lookupTimeout time.Duration
+	cacheBytes    int64
 
 	mu      sync.Mutex
 	cur     *loaded
 	stamp   manifestStamp // of the manifest cur was loaded from
+	gen     string        // the generation cur is, for a Redis Cluster
 	loading sync.Mutex    // one load at a time
 }
 
 // loaded is an open index with a reference count.
 type loaded struct {
-	ix   *index.Index
+	ix   index.Store
 	refs int // guarded by store.mu; the store's own reference counts as one
 	at   time.Time
 }
@@ -64,11 +72,14 @@ func (s *store) release(l *loaded) {
 	}
 }
 
-// load opens the index in the store's directory and swaps it in. On error the
-// index being served, if any, stays.
-func (s *store) load() (*index.Index, time.Duration, error) {
+// load opens the index in the store's directory, or the generation a Redis
+// Cluster serves, and swaps it in. On error the index being served, if any, stays.
+func (s *store) load() (index.Store, time.Duration, error) {
 	s.loading.Lock()
 	defer s.loading.Unlock()
+	if index.IsRedisURL(s.dir) {
+		return s.loadRedis()
+	}
 	stamp, _ := stampOf(s.dir)
 	start := time.Now()
 	ix, err := index.Open(s.dir, index.OpenOptions{SkipRename: true}) // the proxy matches exactly
@@ -76,19 +87,66 @@ func (s *store) load() (*index.Index, time.Duration, error) {
 		return nil, 0, fmt.Errorf("loading index %s: %w", s.dir, err)
 	}
 	took := time.Since(start)
+	s.swap(ix, stamp, "")
+	return ix, took, nil
+}
+
+// loadRedis opens the generation the cluster serves.
+func (s *store) loadRedis() (index.Store, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if s.redis == nil {
+		r, err := index.DialRedis(ctx, s.dir)
+		if err != nil {
+			return nil, 0, err
+		}
+		if s.lookupTimeout > 0 {
+			r.LookupTimeout = s.lookupTimeout
+		}
+		if s.cacheBytes > 0 {
+			r.DocCacheBytes = s.cacheBytes
+		}
+		s.redis = r
+	}
+	ri, err := s.redis.Open(ctx, "")
+	if err != nil {
+		return nil, 0, fmt.Errorf("loading index %s: %w", s.redis, err)
+	}
+	s.swap(ri, manifestStamp{}, ri.Generation())
+	return ri, time.Since(start), nil
+}
+
+// swap makes ix the index served.
+func (s *store) swap(ix index.Store, stamp manifestStamp, gen string) {
 	s.mu.Lock()
 	old := s.cur
 	s.cur = &loaded{ix: ix, refs: 1, at: time.Now()}
 	s.stamp = stamp
+	s.gen = gen
 	s.mu.Unlock()
 	if old != nil {
 		s.release(old)
 	}
-	return ix, took, nil
 }
 
-// changed reports whether the manifest differs from the one last loaded.
+// changed reports whether the manifest differs from the one last loaded, or the
+// cluster serves another generation. An unreachable cluster is no change.
 func (s *store) changed() bool {
+	if index.IsRedisURL(s.dir) {
+		s.loading.Lock()
+		r := s.redis
+		s.loading.Unlock()
+		if r == nil {
+			return true // never connected: try again
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		g, err := r.Current(ctx)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return err == nil && g != s.gen
+	}
 	st, err := stampOf(s.dir)
 	if err != nil {
 		return false
@@ -106,5 +164,10 @@ func (s *store) close() {
 	s.mu.Unlock()
 	if cur != nil {
 		s.release(cur)
+	}
+	s.loading.Lock()
+	defer s.loading.Unlock()
+	if s.redis != nil {
+		s.redis.Close()
 	}
 }

@@ -101,12 +101,18 @@ func (s *streamFilter) Read(p []byte) (int, error) {
 				s.fail(ferr)
 				break
 			}
+			if s.failIndex() {
+				break
+			}
 		}
 		if err != nil {
 			s.upstreamEnded(err)
 			break
 		}
 		s.release()
+		if s.failIndex() {
+			break
+		}
 	}
 	n, _ := s.out.Read(p)
 	if s.out.Len() == 0 && s.out.Cap() > maxIdleOut {
@@ -553,6 +559,11 @@ func (s *streamFilter) upstreamEnded(err error) {
 	s.decideTouched()
 	s.finishAll()
 	s.release()
+	if s.failIndex() {
+		// In fail-open mode the rest is released unchecked.
+		s.finishAll()
+		s.release()
+	}
 	if s.ended {
 		return
 	}
@@ -571,6 +582,26 @@ func (s *streamFilter) upstreamEnded(err error) {
 	}
 	s.fail(err)
 }
+
+// failIndex acts on a lookup the index failed to answer and reports whether it
+// did: in fail-open mode the filter stops holding text back (the rest passes
+// unchecked); else what was checked goes out and the stream ends with an error
+// event.
+func (s *streamFilter) failIndex() bool {
+	if !s.indexFailed() {
+		return false
+	}
+	s.release()
+	if !s.s.opts.FailOpen {
+		s.out.Write(errorEvent("server_error", "index_unavailable",
+			"cleanroom could not check the rest of this completion: its index did not answer ("+s.storeErr.Error()+")"))
+		s.end(errIndexFailed)
+	}
+	return true
+}
+
+// errIndexFailed ends a stream whose check the index could not finish.
+var errIndexFailed = errors.New("the index did not answer")
 
 // fail ends the stream with an error event, after what was checked went out.
 func (s *streamFilter) fail(err error) {

@@ -26,11 +26,13 @@ import (
 func runBuild(args []string) int {
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: indexer build --out DIR [flags] SOURCE...")
+		fmt.Fprintln(fs.Output(), "usage: indexer build --out DIR [flags] SOURCE...\n       indexer build --index redis://HOST:PORT[,...][/PREFIX] [--generation G] [--partition I/N] [flags] SOURCE...")
 		fs.PrintDefaults()
 	}
 	var opts build.Options
-	fs.StringVar(&opts.Out, "out", "", "index `directory` to write (required)")
+	fs.StringVar(&opts.Out, "out", "", "index `directory` to write (required without --index; with it, where the partition is built before it is pushed: default a temporary directory)")
+	var cluster clusterFlags
+	cluster.register(fs, true)
 	fs.IntVar(&opts.Params.K, "k", fingerprint.DefaultParams.K, "tokens per k-gram")
 	fs.IntVar(&opts.Params.W, "w", fingerprint.DefaultParams.W, "k-grams per winnowing window")
 	fs.IntVar(&opts.Workers, "workers", 0, "fingerprinting goroutines (default: one per core)")
@@ -51,9 +53,26 @@ func runBuild(args []string) int {
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return 2
 	}
-	if opts.Out == "" || fs.NArg() == 0 {
+	toRedis := cluster.url != ""
+	if (opts.Out == "" && !toRedis) || fs.NArg() == 0 {
 		fs.Usage()
 		return 2
+	}
+	if toRedis {
+		if err := cluster.check(); err != nil {
+			return fail("%v", err)
+		}
+		// The filter of all k-grams is for an index on one machine.
+		opts.KGramBits = 0
+		opts.Partition, opts.Partitions = cluster.part.i, cluster.part.n
+		if opts.Out == "" {
+			tmp, err := os.MkdirTemp("", "cleanroom-partition-")
+			if err != nil {
+				return fail("%v", err)
+			}
+			defer os.RemoveAll(tmp)
+			opts.Out = tmp
+		}
 	}
 	if !*rename {
 		opts.Rename = fingerprint.Params{}
@@ -97,6 +116,11 @@ func runBuild(args []string) int {
 		return fail("build failed: %v", err)
 	}
 	printSummary(os.Stdout, opts.Out, sum)
+	if toRedis {
+		if err := pushDir(ctx, os.Stdout, &cluster, opts.Out); err != nil {
+			return fail("push: %v", err)
+		}
+	}
 	return 0
 }
 

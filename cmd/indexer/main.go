@@ -5,6 +5,10 @@
 //	indexer scan --index DIR [--format text|json] FILE... | -
 //	indexer stats [--format text|json] DIR
 //	indexer verify DIR
+//	indexer build --index redis://... [--generation G] [--partition I/N] SOURCE...
+//	indexer push DIR --index redis://... [--generation G] [--partition I/N]
+//	indexer publish --index redis://... --generation G [--partitions N]
+//	indexer gc --index redis://... [--drop G]
 package main
 
 import (
@@ -14,8 +18,14 @@ import (
 
 const usage = `usage:
   indexer build --out DIR [flags] SOURCE...   build an index from folders and archives
+  indexer build --index redis://... [--partition I/N] SOURCE...
+                                              build (a slice of) one into a Redis Cluster
   indexer scan --index DIR [flags] FILE... | - report code that duplicates the index
   indexer stats [--format text|json] DIR      describe an index
+  indexer push DIR --index redis://...        upload a local index into a Redis Cluster
+  indexer publish --index redis://... --generation G
+                                              serve a generation built in partitions
+  indexer gc --index redis://...              delete generations retired long enough
   indexer verify DIR                          check every checksum of an index
 
 SOURCE is a directory, an archive (.tar, .tar.gz, .tar.xz, .tar.zst, .tar.bz2, .zip) or a
@@ -33,6 +43,12 @@ func main() {
 		code = runBuild(args)
 	case "scan":
 		code = runScan(args)
+	case "push":
+		code = runPush(args)
+	case "publish":
+		code = runPublish(args)
+	case "gc":
+		code = runGC(args)
 	case "stats":
 		code = runStats(args)
 	case "verify":

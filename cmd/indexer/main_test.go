@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"cleanroom/fingerprint/gencode"
+	"cleanroom/index/redistest"
 )
 
 var indexerBin string
@@ -32,6 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	code := m.Run()
+	redistest.Shutdown()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

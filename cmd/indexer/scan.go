@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -59,7 +60,7 @@ func runScan(args []string) int {
 			"Exit status: 0 nothing matches, 1 something matches, 2 error.")
 		fs.PrintDefaults()
 	}
-	dir := fs.String("index", "", "index `directory` (required)")
+	dir := fs.String("index", "", "index `directory`, or the Redis Cluster that holds one: redis://HOST:PORT[,...][/PREFIX] (required)")
 	format := fs.String("format", "text", "output format: text, json or sarif (SARIF 2.1.0, for code scanning)")
 	filesFrom := fs.String("files-from", "", "read the names of files to scan from `file`, one a line (- for standard input), as well as the arguments")
 	lang := fs.String("lang", "", "language of the input (default: by file name; markdown for stdin and unknown names)")
@@ -83,7 +84,9 @@ func runScan(args []string) int {
 		}
 		forced = &l
 	}
-	ix, err := index.Open(*dir, index.OpenOptions{})
+	ctx, stop := signalContext()
+	defer stop()
+	ix, err := openStore(ctx, *dir)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -122,14 +125,18 @@ func runScan(args []string) int {
 		}
 		s := ix.Fingerprint(l, text, mo.Rename)
 		m := ix.NewMatcher(mo)
+		m.SetContext(ctx)
 		m.Feed(s)
+		if err := m.Err(); err != nil {
+			return fail("%s: %v", name, err)
+		}
 		for _, x := range m.Matches() {
 			rep.Matches = append(rep.Matches, toScanMatch(name, text, len(s.Tokens), &x))
 		}
 	}
 	switch *format {
 	case "sarif":
-		mf := ix.Manifest
+		mf := ix.Meta()
 		if err := writeSARIF(os.Stdout, &rep, workingDir(), sarifIndexInfo(mf.Build, mf.Created, mf.Params().Threshold())); err != nil {
 			return fail("%v", err)
 		}
@@ -250,4 +257,33 @@ func scannable(name string) bool {
 		return true
 	}
 	return false
+}
+
+// openStore opens the index in a directory, or the generation a Redis Cluster
+// serves.
+func openStore(ctx context.Context, loc string) (index.Store, error) {
+	if !index.IsRedisURL(loc) {
+		return index.Open(loc, index.OpenOptions{})
+	}
+	r, err := index.DialRedis(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	ri, err := r.Open(ctx, "")
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return &redisStore{ri, r}, nil
+}
+
+// redisStore is a generation that closes its connection with it.
+type redisStore struct {
+	*index.RedisIndex
+	r *index.Redis
+}
+
+func (s *redisStore) Close() error {
+	s.RedisIndex.Close()
+	return s.r.Close()
 }

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"cleanroom/corpus"
 	"cleanroom/corpus/license"
 	"cleanroom/fingerprint"
@@ -43,9 +45,13 @@ type Options struct {
 	KGramBits int
 	Workers   int // fingerprinting goroutines; default GOMAXPROCS
 	Walk      corpus.Options
-	Policy    *license.Policy // default license.DefaultPolicy()
-	Index     index.BuildOptions
-	Log       *slog.Logger // default slog.Default()
+	// Partition, with Partitions > 1, builds only slice Partition of the sources'
+	// files (by a hash of source name and path), so that Partitions workers build
+	// one index together; allow sources are read by partition 0 only.
+	Partition, Partitions int
+	Policy                *license.Policy // default license.DefaultPolicy()
+	Index                 index.BuildOptions
+	Log                   *slog.Logger // default slog.Default()
 }
 
 // Summary is what a build did.
@@ -81,6 +87,8 @@ type Builder struct {
 	files   atomic.Int64
 	bytes   atomic.Int64
 	started time.Time
+	// otherPartitions counts the files left to other partitions.
+	otherPartitions atomic.Int64
 }
 
 // New opens every source (reading only their metadata) so that a mistake in the
@@ -96,6 +104,9 @@ func New(opts Options, specs []string) (*Builder, error) {
 		if err := opts.Rename.Validate(); err != nil {
 			return nil, fmt.Errorf("rename-robust parameters: %w", err)
 		}
+	}
+	if opts.Partitions > 1 && (opts.Partition < 0 || opts.Partition >= opts.Partitions) {
+		return nil, fmt.Errorf("partition %d of %d: want 0 <= I < N", opts.Partition, opts.Partitions)
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -175,6 +186,9 @@ func (b *Builder) Run(ctx context.Context) (*Summary, error) {
 		infos = append(infos, info)
 	}
 	for i, src := range b.allow {
+		if b.opts.Partitions > 1 && b.opts.Partition != 0 {
+			break // partition 0 reads the allow sources
+		}
 		b.cur.Store(int32(len(b.sources) + i))
 		if err := b.allowSource(ctx, ib, src); err != nil {
 			ib.Abort()
@@ -188,6 +202,9 @@ func (b *Builder) Run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	sum.Manifest, sum.Elapsed = m, time.Since(b.started)
+	if n := b.otherPartitions.Load(); n > 0 {
+		sum.Skipped["other partition"] = n
+	}
 	return sum, nil
 }
 
@@ -290,6 +307,10 @@ func (b *Builder) fingerprintAll(ctx context.Context, src *corpus.Source, repos 
 	}()
 	seq := 0
 	walkErr := corpus.Walk(ctx, src, b.opts.Walk, repos, stats, func(f *corpus.File) error {
+		if !b.inPartition(src, f) {
+			b.otherPartitions.Add(1)
+			return nil
+		}
 		select {
 		case jobs <- job{seq, f}:
 			seq++
@@ -305,6 +326,15 @@ func (b *Builder) fingerprintAll(ctx context.Context, src *corpus.Source, repos 
 		return err
 	}
 	return walkErr
+}
+
+// inPartition reports whether f belongs to the partition being built.
+func (b *Builder) inPartition(src *corpus.Source, f *corpus.File) bool {
+	n := b.opts.Partitions
+	if n <= 1 {
+		return true
+	}
+	return int(xxhash.Sum64String(src.Name+"\x00"+f.Path)%uint64(n)) == b.opts.Partition
 }
 
 // source builds one source: walk and fingerprint into a spool, then decide.
