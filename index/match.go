@@ -89,8 +89,12 @@ type Matcher struct {
 	// fetch, for a remote index, brings the postings of new fingerprints and the
 	// documents they point into before they are looked up; nil for local shards.
 	fetch prefetcher
-	ctx   context.Context
-	err   error
+	// For local shards, tab and docs as what they are: the hot calls are then
+	// direct (and inlined), not through the interfaces.
+	localTab  *table
+	localDocs *Index
+	ctx       context.Context
+	err       error
 
 	toks  []fingerprint.Token
 	q     checkSeq // check values of the query's tokens
@@ -143,7 +147,32 @@ func newMatcher(opts MatchOptions, p fingerprint.Params, tab postingTable, docs 
 	if opts.MaxGap <= 0 {
 		opts.MaxGap = 12
 	}
-	return &Matcher{opts: opts, k: p.K, tab: tab, docs: docs, allow: allow, ctx: context.Background(), last: map[uint64]*span{}}
+	m := &Matcher{opts: opts, k: p.K, tab: tab, docs: docs, allow: allow, ctx: context.Background(), last: map[uint64]*span{}}
+	m.localTab, _ = tab.(*table)
+	m.localDocs, _ = docs.(*Index)
+	return m
+}
+
+func (m *Matcher) find(h uint64) (lo, hi, n int) {
+	if m.localTab != nil {
+		lo, hi = m.localTab.lookup(h)
+		return lo, hi, hi - lo
+	}
+	return m.tab.find(h)
+}
+
+func (m *Matcher) ref(i int) (doc, pos int) {
+	if m.localTab != nil {
+		return m.localTab.ref(i)
+	}
+	return m.tab.ref(i)
+}
+
+func (m *Matcher) checks(d int) checkSeq {
+	if m.localDocs != nil {
+		return m.localDocs.checks(d)
+	}
+	return m.docs.checks(d)
 }
 
 // Doc describes document d of a match or run the matcher found.
@@ -233,7 +262,7 @@ func (m *Matcher) same(s *span, src checkSeq, i, j int) bool {
 // extend grows s to the right as far as the query and source agree and reports
 // whether it reaches the last known token (so it may grow further).
 func (m *Matcher) extend(s *span) bool {
-	src := m.docs.checks(s.doc)
+	src := m.checks(s.doc)
 	sb := s.sb()
 	nq, ns := m.q.len(), src.len()
 	for s.qb < nq && sb < ns && m.same(s, src, s.qb, sb) {
@@ -250,19 +279,19 @@ func (m *Matcher) add(f fingerprint.Fingerprint) {
 		m.Allowed++
 		return
 	}
-	lo, hi, n := m.tab.find(f.Hash)
+	lo, hi, n := m.find(f.Hash)
 	if m.opts.MaxPostings > 0 && n > m.opts.MaxPostings {
 		m.Common++
 		return
 	}
 	qpos := int(f.Pos)
 	for e := lo; e < hi; e++ {
-		doc, spos := m.tab.ref(e)
+		doc, spos := m.ref(e)
 		key := uint64(doc)<<32 | uint64(uint32(int32(spos-qpos)))
 		if s := m.last[key]; s != nil && s.qa <= qpos && qpos+m.k <= s.qb {
 			continue
 		}
-		src := m.docs.checks(doc)
+		src := m.checks(doc)
 		if spos+m.k > src.len() || qpos+m.k > m.q.len() {
 			continue // a corrupt posting
 		}
