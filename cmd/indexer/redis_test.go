@@ -62,6 +62,9 @@ func TestEmacsRedisPartitions(t *testing.T) {
 	if s.Path != "simple.el" || s.License != "GPL-3.0-or-later" || s.StartLine != first || s.EndLine != last {
 		t.Errorf("source %+v, want simple.el GPL-3.0-or-later lines %d-%d", s, first, last)
 	}
+	if r := run(t, query, "scan", "--rename", "--index", url, "-"); r.code != 2 || !strings.Contains(r.stderr, "no rename-robust fingerprints") {
+		t.Errorf("scan --rename of a Redis index: exit %d, %s", r.code, r.stderr)
+	}
 	// A second generation, from one local index pushed whole, replaces the first.
 	ix := filepath.Join(t.TempDir(), "ix")
 	if r := run(t, "", "build", "--quiet", "--out", ix, "--include", "s*", "emacs="+lisp); r.code != 0 {

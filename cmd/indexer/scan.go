@@ -92,6 +92,9 @@ func runScan(args []string) int {
 	}
 	defer ix.Close()
 	if _, ok := ix.RenameParams(); mo.Rename && !ok {
+		if index.IsRedisURL(*dir) {
+			return fail("an index in a Redis Cluster has no rename-robust fingerprints: scan a local index built with --rename")
+		}
 		return fail("%s has no rename-robust fingerprints: rebuild it with --rename", *dir)
 	}
 	if mo.MinTokens > 0 && mo.MinTokens < ix.Params().Threshold() {
