@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"cleanroom/fingerprint"
 	"cleanroom/index"
 	"cleanroom/index/redistest"
+	"cleanroom/proxy"
 )
 
 // redisCluster measures the kernel index in a Redis Cluster against the local
@@ -141,6 +145,9 @@ func redisCluster(c *config, r *report) error {
 		}
 		s.row("lookup per 500-token response, "+set.name, cells[2], cells[0]+"; "+cells[1], "", false, "")
 	}
+	if err := redisGateway(c, s, "redis://"+strings.Join(cl.Addrs, ",")+"/bench"); err != nil {
+		return err
+	}
 	s.notes = append(s.notes, "A response's fingerprints are one pipelined HMGET per bucket they fall in: one round trip to each node that holds any; "+
 		"the documents their postings point into are a second round trip the first time a proxy sees them, then come from its cache "+
 		"(`--index-cache-mb`). A clean response finds no postings and makes only the first.")
@@ -163,4 +170,66 @@ func redisVersion() string {
 func execOutput(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).Output()
 	return string(out), err
+}
+
+// redisGateway puts cleanroom in block mode in front of the gateway step's upstream
+// (a clean 2,000-token answer), once on the local shards and once on the cluster,
+// and compares time to first byte at a model's pace and completions per second.
+func redisGateway(c *config, s *section, redisURL string) error {
+	src, err := goSource("net/http/server.go")
+	if err != nil {
+		return err
+	}
+	content, err := excerpt(fingerprint.Go, src, 3000, 2000)
+	if err != nil {
+		return err
+	}
+	up := httptest.NewServer(newFastUpstream(content))
+	defer up.Close()
+	var ts []*target
+	for _, loc := range []struct{ name, index string }{{"local shards", c.index}, {"Redis Cluster", redisURL}} {
+		px, err := proxy.New(proxy.Options{Index: loc.index, Upstream: up.URL, Mode: "block", AuditLog: os.DevNull},
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			return err
+		}
+		hs := httptest.NewServer(px.Handler())
+		defer func() { hs.Close(); px.Close() }()
+		t := &target{name: loc.name, url: hs.URL, client: newClient()}
+		if _, body, err := t.complete(false); err != nil || contentOf(body) != content {
+			return fmt.Errorf("cleanroom on %s changed the content (%v)", loc.name, err)
+		}
+		ts = append(ts, t)
+	}
+	ttfb := map[string][]float64{}
+	thr := map[string][]float64{}
+	for round := range 4 {
+		for i := range ts {
+			t := ts[(i+round)%len(ts)]
+			var tt []float64
+			for range 50 {
+				d, _, err := t.request(false, true)
+				if err != nil {
+					return err
+				}
+				tt = append(tt, float64(d.Nanoseconds()))
+			}
+			n, err := load(t, 8, time.Second)
+			if err != nil {
+				return err
+			}
+			if round > 0 {
+				ttfb[t.name] = append(ttfb[t.name], tt...)
+				thr[t.name] = append(thr[t.name], n)
+			}
+		}
+	}
+	ms := func(v []float64, p float64) string { return fmt.Sprintf("%.3f ms", percentile(v, p)/1e6) }
+	l, rc := ttfb["local shards"], ttfb["Redis Cluster"]
+	s.row("proxy in block mode: time to first byte, paced upstream", fmt.Sprintf("p50 %s, p99 %s", ms(rc, 50), ms(rc, 99)),
+		fmt.Sprintf("local shards: p50 %s, p99 %s", ms(l, 50), ms(l, 99)), "", false, "")
+	tl, tr := median(thr["local shards"]), median(thr["Redis Cluster"])
+	s.row("proxy in block mode: completions/s, 8 clients", fmt.Sprintf("%.0f (%.2fx)", tr, tr/tl),
+		fmt.Sprintf("local shards: %.0f", tl), "", false, "")
+	return nil
 }
