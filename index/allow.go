@@ -123,22 +123,28 @@ func readDeltas(c *container, tag string, n int) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return undeltas(b, n, tag)
+}
+
+// undeltas decodes n sorted distinct hashes encoded by deltas; what names them in
+// errors.
+func undeltas(b []byte, n int, what string) ([]uint64, error) {
 	if n < 0 || n > len(b) {
-		return nil, corruptf("%s: %d hashes in %d bytes", tag, n, len(b))
+		return nil, corruptf("%s: %d hashes in %d bytes", what, n, len(b))
 	}
 	out := make([]uint64, n)
 	var h uint64
 	for i := range out {
 		d, k := binary.Uvarint(b)
 		if k <= 0 || (i > 0 && d == 0) || h+d < h {
-			return nil, corruptf("%s: entry %d of %d is bad", tag, i, n)
+			return nil, corruptf("%s: entry %d of %d is bad", what, i, n)
 		}
 		h += d
 		out[i] = h
 		b = b[k:]
 	}
 	if len(b) != 0 {
-		return nil, corruptf("%s: %d trailing bytes", tag, len(b))
+		return nil, corruptf("%s: %d trailing bytes", what, len(b))
 	}
 	return out, nil
 }

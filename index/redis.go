@@ -313,33 +313,11 @@ func (r *Redis) Open(ctx context.Context, gen string) (*RedisIndex, error) {
 		if err != nil {
 			return nil, fmt.Errorf("index: generation %s: allow set: %w", gen, err)
 		}
-		if ri.allow.exact, err = undeltas(b, ri.Manifest.Allow.Fingerprints); err != nil {
+		if ri.allow.exact, err = undeltas(b, ri.Manifest.Allow.Fingerprints, "allow set"); err != nil {
 			return nil, fmt.Errorf("index: generation %s: allow set: %w", gen, err)
 		}
 	}
 	return ri, nil
-}
-
-// undeltas decodes n hashes encoded by deltas.
-func undeltas(b []byte, n int) ([]uint64, error) {
-	if n < 0 || n > len(b) {
-		return nil, corruptf("allow set: %d hashes in %d bytes", n, len(b))
-	}
-	out := make([]uint64, n)
-	var h uint64
-	for i := range out {
-		d, k := binary.Uvarint(b)
-		if k <= 0 || (i > 0 && d == 0) || h+d < h {
-			return nil, corruptf("allow set: entry %d of %d is bad", i, n)
-		}
-		h += d
-		out[i] = h
-		b = b[k:]
-	}
-	if len(b) != 0 {
-		return nil, corruptf("allow set: %d trailing bytes", len(b))
-	}
-	return out, nil
 }
 
 // A RedisIndex is one published generation of an index in a Redis Cluster. It is
