@@ -248,15 +248,14 @@ func bucketBits(n int64) int {
 
 // A redisPart records a complete partition of a generation.
 type redisPart struct {
-	Partition int            `json:"partition"`
-	Build     string         `json:"build"` // the local build it was pushed from
-	Totals    Totals         `json:"totals"`
-	Licenses  map[string]int `json:"licenses"`
-	Sources   []SourceInfo   `json:"sources,omitempty"`
-	Repos     int            `json:"repos"`
-	Allow     *AllowInfo     `json:"allow,omitempty"`
-	Policy    json.RawMessage
-	Done      time.Time `json:"done"`
+	Partition int             `json:"partition"`
+	Build     string          `json:"build"` // the local build it was pushed from
+	Totals    Totals          `json:"totals"`
+	Licenses  map[string]int  `json:"licenses"`
+	Sources   []SourceInfo    `json:"sources,omitempty"`
+	Allow     *AllowInfo      `json:"allow,omitempty"`
+	Policy    json.RawMessage `json:"policy,omitempty"`
+	Done      time.Time       `json:"done"`
 }
 
 // ErrNoGeneration is returned where a cluster has no published index.

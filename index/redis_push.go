@@ -162,7 +162,7 @@ func (r *Redis) Push(ctx context.Context, ix *Index, gen string, part, parts int
 		}
 	}
 	p := redisPart{Partition: part, Build: m.Build, Totals: m.Totals, Licenses: m.Licenses, Sources: m.Sources,
-		Repos: len(m.Repos), Policy: m.Policy, Done: time.Now().UTC()}
+		Policy: m.Policy, Done: time.Now().UTC()}
 	p.Totals.Disk = 0
 	if m.Allow != nil && part == 0 {
 		a := *m.Allow

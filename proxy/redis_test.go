@@ -256,7 +256,7 @@ func TestRedisFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fails a cluster node over: not in -short")
 	}
-	e, url := newRedisEnv(t, "block")
+	e, _ := newRedisEnv(t, "block")
 	c := redistest.ForTest(t)
 	code := markdownAnswer(excerpt(e.gpl[3], 5, 60))
 	clean := "Here is an original answer:\n\n```c\nint answer(void)\n{\n\treturn 42;\n}\n```\n"
@@ -335,5 +335,4 @@ func TestRedisFailover(t *testing.T) {
 	if n := counterValue(t, e, `cleanroom_index_store_errors_total{op="lookup"}`); n != float64(indexErrs.Load()) {
 		t.Errorf("lookup errors counted %v, clients saw %d", n, indexErrs.Load())
 	}
-	_ = url
 }
