@@ -23,6 +23,19 @@ func writeError(w http.ResponseWriter, status int, typ, code, message string) {
 // writeParamError answers with an error in the OpenAI shape that names the
 // request's parameter at fault.
 func writeParamError(w http.ResponseWriter, status int, typ, code, param, message string) {
+	writeBody(w, status, openAIError(typ, code, param, message))
+}
+
+// writeBody answers with a JSON error body.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// openAIError is the body of an error response in the OpenAI shape.
+func openAIError(typ, code, param, message string) []byte {
 	e := apiError{Message: message, Type: typ}
 	if code != "" {
 		e.Code = &code
@@ -31,21 +44,11 @@ func writeParamError(w http.ResponseWriter, status int, typ, code, param, messag
 		e.Param = &param
 	}
 	b, _ := json.Marshal(map[string]apiError{"error": e})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	w.Write(b)
+	return b
 }
 
 // errorBody is the body of an error response in the OpenAI shape.
-func errorBody(typ, code, message string) []byte {
-	e := apiError{Message: message, Type: typ}
-	if code != "" {
-		e.Code = &code
-	}
-	b, _ := json.Marshal(map[string]apiError{"error": e})
-	return b
-}
+func errorBody(typ, code, message string) []byte { return openAIError(typ, code, "", message) }
 
 // errorEvent is a server-sent event carrying an error, as OpenAI sends one mid-stream.
 func errorEvent(typ, code, message string) []byte {

@@ -83,14 +83,42 @@ type blocked struct {
 	limits map[*text]int
 }
 
-// A text is one stream of a choice: the content, or one tool call's arguments (a
-// JSON text, whose strings are what the detector sees).
+// keep returns how many bytes of the piece of text p carries may go out.
+func (b *blocked) keep(p part) int { return max(0, min(p.end, b.limits[p.t])-p.start) }
+
+// A text is one stream of a choice: the content, one tool call's input, the
+// reasoning. Its bytes are what the wire format carries; dec, if set, turns them
+// into what the detector sees (the strings of a JSON text, the lines of a patch).
 type text struct {
 	det     *detector // read it through detector(), which gives it the pending text
-	args    *jsonStrings
-	n       int    // bytes so far (of JSON text, for arguments)
+	dec     decoder
+	tool    bool   // a tool call's input: it goes out whole once checked whole, or not at all
+	n       int    // bytes so far, as carried
 	pending []byte // text added since the detector last saw it
 }
+
+// A decoder turns a text as it is carried into the text the detector reads, in
+// pieces, and maps offsets of the read text back.
+type decoder interface {
+	feed(p []byte) []byte
+	rawOffset(d int) int
+}
+
+// A textKind says how a text is read.
+type textKind uint8
+
+const (
+	// kindContent is the answer: read in the request's language, behind the
+	// prompt's last lines.
+	kindContent textKind = iota
+	// kindArgs is a tool call's arguments: a JSON text whose strings are read as code.
+	kindArgs
+	// kindInput is a custom tool call's freeform input, such as a patch: read as
+	// code, its lines' diff markers dropped.
+	kindInput
+	// kindProse is reasoning the client is shown: read as markdown, alone.
+	kindProse
+)
 
 // detector returns t's detector, having given it the text added since.
 func (t *text) detector() *detector {
@@ -118,12 +146,30 @@ func (f *filter) choice(i int) *choice {
 	return c
 }
 
+// newText adds a text of kind k to choice c.
+func (f *filter) newText(c *choice, k textKind) *text {
+	t := &text{}
+	lang, context := fingerprint.C, ""
+	switch k {
+	case kindContent:
+		lang, context = f.req.lang, f.req.context
+	case kindArgs:
+		t.dec, t.tool = &jsonStrings{}, true
+	case kindInput:
+		t.dec, t.tool = &patchLines{}, true
+	case kindProse:
+		lang = fingerprint.Markdown
+	}
+	t.det = newDetector(f.ctx, f.ix, lang, context, f.echo, f.s.opts.Match, f.hold, &f.storeErr)
+	c.texts = append(c.texts, t)
+	return t
+}
+
 // contentText returns the choice's content text, which sees the prompt's last
 // lines as its context.
 func (f *filter) contentText(c *choice) *text {
 	if c.content == nil {
-		c.content = &text{det: newDetector(f.ctx, f.ix, f.req.lang, f.req.context, f.echo, f.s.opts.Match, f.hold, &f.storeErr)}
-		c.texts = append(c.texts, c.content)
+		c.content = f.newText(c, kindContent)
 	}
 	return c.content
 }
@@ -132,12 +178,15 @@ func (f *filter) contentText(c *choice) *text {
 func (f *filter) toolText(c *choice, j int) *text {
 	t := c.tools[j]
 	if t == nil {
-		t = &text{det: newDetector(f.ctx, f.ix, fingerprint.C, "", f.echo, f.s.opts.Match, f.hold, &f.storeErr), args: &jsonStrings{}}
+		t = f.newText(c, kindArgs)
 		c.tools[j] = t
-		c.texts = append(c.texts, t)
 	}
 	return t
 }
+
+// end closes t: its last tokens are now known. A new text of a choice ends
+// the ones before it (a model writes one after another).
+func (t *text) end() { t.detector().close() }
 
 // add adds a piece of a text and returns the range of bytes it occupies. The
 // detector sees it when next asked: a stream's events come in bursts, and one
@@ -145,8 +194,8 @@ func (f *filter) toolText(c *choice, j int) *text {
 func (f *filter) add(t *text, s string) (start, end int) {
 	start = t.n
 	t.n += len(s)
-	if t.args != nil {
-		t.pending = append(t.pending, t.args.feed([]byte(s))...)
+	if t.dec != nil {
+		t.pending = append(t.pending, t.dec.feed([]byte(s))...)
 	} else {
 		t.pending = append(t.pending, s...)
 	}
@@ -168,19 +217,19 @@ func (f *filter) finish(c *choice) {
 func (t *text) safe() int {
 	det := t.detector()
 	d := det.safe()
-	if t.args != nil {
+	if t.dec != nil {
 		if d >= det.out {
 			return t.n
 		}
-		return t.args.rawOffset(d)
+		return t.dec.rawOffset(d)
 	}
 	return d
 }
 
 // rawOffset converts an offset of the text the detector saw to one of t.
 func (t *text) rawOffset(d int) int {
-	if t.args != nil {
-		return t.args.rawOffset(d)
+	if t.dec != nil {
+		return t.dec.rawOffset(d)
 	}
 	return d
 }
@@ -204,7 +253,7 @@ func (f *filter) decide(c *choice) {
 			continue
 		}
 		b := &blocked{t: t, cut: cut, limits: map[*text]int{}}
-		if t.args == nil {
+		if !t.tool {
 			b.limits[t] = cut
 		}
 		// The texts before t are complete (a model writes its content, then its
@@ -214,7 +263,7 @@ func (f *filter) decide(c *choice) {
 			b.limits[u] = u.n
 			if cut, ok := f.blockCut(u); ok {
 				b.limits[u] = cut
-				if u.args != nil {
+				if u.tool {
 					b.limits[u] = 0
 				}
 			}

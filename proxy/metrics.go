@@ -7,9 +7,10 @@ import (
 
 // outcomes of a completion request, the values of the requests counter's label.
 // refused: the model's license is blocked by the policy; unchecked: passed on
-// unfiltered because no index is loaded and --fail-open is set.
+// unfiltered because no index is loaded and --fail-open is set; unsupported: a
+// request for a path the proxy neither checks nor passes (endpoint "other").
 var outcomes = []string{"clean", "annotated", "blocked", "bad_request", "upstream_error", "unavailable", "canceled",
-	"refused", "unchecked"}
+	"refused", "unchecked", "unsupported"}
 
 // metrics are the proxy's Prometheus metrics, on a registry of their own.
 type metrics struct {
@@ -108,13 +109,14 @@ func newMetrics() *metrics {
 	f(m.modelRequests)
 	// Counters a dashboard divides by, or an alert takes the increase of, must exist
 	// before their first event.
-	for _, ep := range []string{endpointChat, endpointCompletions} {
+	for _, fm := range formats {
 		for _, st := range []string{"true", "false", "unknown"} {
 			for _, o := range outcomes {
-				m.requests.WithLabelValues(ep, st, o)
+				m.requests.WithLabelValues(fm.name, st, o)
 			}
 		}
 	}
+	m.requests.WithLabelValues(endpointOther, "unknown", "unsupported")
 	for _, kind := range []string{"connect", "status", "stream"} {
 		m.upstreamErrors.WithLabelValues(kind)
 	}

@@ -16,7 +16,7 @@ import (
 // admitModel applies the policy's model license gate to a request for model: it
 // counts the request under the model's license and, when the policy refuses the
 // model, answers 403 in the OpenAI error shape and reports false.
-func (s *Server) admitModel(w http.ResponseWriter, model, path string) bool {
+func (s *Server) admitModel(w http.ResponseWriter, fm *format, model, path string) bool {
 	d := s.policy.Models.Decide(model)
 	s.metrics.modelRequests.WithLabelValues(d.labels()).Inc()
 	if !d.refused {
@@ -27,7 +27,7 @@ func (s *Server) admitModel(w http.ResponseWriter, model, path string) bool {
 		license = d.entry.License
 	}
 	s.log.Info("model refused", "model", model, "path", path, "license", license, "code", d.code)
-	writeParamError(w, http.StatusForbidden, "invalid_request_error", d.code, "model", d.message(model))
+	fm.writeError(w, http.StatusForbidden, "invalid_request_error", d.code, "model", d.message(model))
 	return false
 }
 
@@ -59,7 +59,7 @@ func (s *Server) gatePassThrough(w http.ResponseWriter, r *http.Request) bool {
 	if json.Unmarshal(body, &req) != nil || req.Model == nil {
 		return true // not ours to judge: the upstream answers it
 	}
-	return s.admitModel(w, *req.Model, r.URL.Path)
+	return s.admitModel(w, chatFormat, *req.Model, r.URL.Path)
 }
 
 // modelsKey marks, in a request's context, a GET of the model list (true) or of one

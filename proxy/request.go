@@ -9,10 +9,12 @@ import (
 	"cleanroom/fingerprint"
 )
 
-// Endpoints the proxy filters.
+// Endpoints the proxy filters, the endpoint label of its metrics; endpointOther is
+// that of requests for paths it neither checks nor passes.
 const (
 	endpointChat        = "chat"
 	endpointCompletions = "completions"
+	endpointOther       = "other"
 )
 
 // contextLines is how much of the prompt's end the proxy fingerprints before the
@@ -27,6 +29,7 @@ const (
 // request is what the proxy needs to know of a completion request. The body itself is
 // forwarded untouched, unknown fields and all.
 type request struct {
+	format   *format // set by the server: the API it is for
 	endpoint string
 	model    string
 	stream   bool

@@ -84,6 +84,10 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	BodyTimeout       time.Duration
 	IdleConnTimeout   time.Duration
+	// Passthrough lists paths (as /v1/assistants) of requests the proxy would
+	// refuse, neither a generation endpoint it checks nor a known pass-through, that
+	// it passes on UNCHECKED instead. Empty by default.
+	Passthrough []string
 }
 
 // Flags registers the options as flags, defaulting to the environment.
@@ -131,6 +135,16 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	dur(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "longest a client may take to send its request headers")
 	dur(&o.BodyTimeout, "body-timeout", time.Minute, "longest a client may take to send the body of a completion request")
 	dur(&o.IdleConnTimeout, "idle-timeout", 2*time.Minute, "how long a kept-alive client connection may stay idle")
+	if v := envOr("passthrough", ""); v != "" {
+		o.Passthrough = strings.Split(v, ",")
+	}
+	fs.Func("passthrough", "pass requests for this `path` on UNCHECKED though cleanroom does not check them (repeatable; $"+envName("passthrough")+", comma-separated)", func(p string) error {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("%q: a path starts with /", p)
+		}
+		o.Passthrough = append(o.Passthrough, p)
+		return nil
+	})
 }
 
 func envName(flag string) string {
@@ -402,31 +416,19 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusServiceUnavailable, "server_error", "index_unavailable", "no index is loaded")
 }
 
-// endpointOf returns which filtered endpoint a request is for, or "". Case and a
-// trailing slash do not matter: a spelling an upstream might route to a completion
-// must not pass unfiltered.
-func endpointOf(r *http.Request) string {
-	if r.Method != http.MethodPost {
-		return ""
-	}
-	switch p := strings.TrimSuffix(strings.ToLower(r.URL.Path), "/"); {
-	case strings.HasSuffix(p, "/chat/completions"):
-		return endpointChat
-	case strings.HasSuffix(p, "/completions"):
-		return endpointCompletions
-	}
-	return ""
-}
-
 // serve handles every proxied request: completions are filtered, the rest passes.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	endpoint := endpointOf(r)
-	if endpoint == "" {
+	fm := formatOf(r)
+	if fm == nil {
+		if !s.passes(w, r) {
+			return
+		}
 		if s.gatePassThrough(w, r) {
 			s.rp.ServeHTTP(w, modelsRequest(r))
 		}
 		return
 	}
+	endpoint := fm.name
 	rid := r.Header.Get("X-Request-Id")
 	if rid == "" || len(rid) > 128 {
 		var b [12]byte
@@ -437,7 +439,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	l := s.store.acquire()
 	if l == nil && !s.opts.FailOpen {
 		s.metrics.requests.WithLabelValues(endpoint, "unknown", "unavailable").Inc()
-		writeError(w, http.StatusServiceUnavailable, "server_error", "index_unavailable",
+		fm.writeError(w, http.StatusServiceUnavailable, "server_error", "index_unavailable", "",
 			"cleanroom has no index loaded, so it cannot check completions; try again later")
 		return
 	}
@@ -458,7 +460,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			s.metrics.requests.WithLabelValues(endpoint, "unknown", "bad_request").Inc()
-			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+			fm.writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", "",
 				fmt.Sprintf("the request body is larger than %d bytes", s.opts.MaxBody))
 			return
 		}
@@ -466,7 +468,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &ne) && ne.Timeout() {
 			s.metrics.requests.WithLabelValues(endpoint, "unknown", "bad_request").Inc()
 			w.Header().Set("Connection", "close") // the rest of the body is not worth waiting for
-			writeError(w, http.StatusRequestTimeout, "invalid_request_error", "request_timeout",
+			fm.writeError(w, http.StatusRequestTimeout, "invalid_request_error", "request_timeout", "",
 				fmt.Sprintf("the request body did not arrive within %v", s.opts.BodyTimeout))
 			return
 		}
@@ -475,22 +477,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if !utf8.Valid(body) {
 		s.metrics.requests.WithLabelValues(endpoint, "unknown", "bad_request").Inc()
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request",
+		fm.writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", "",
 			"the request body is not valid UTF-8, which JSON requires")
 		return
 	}
-	req, err := parseRequest(endpoint, body)
+	req, err := fm.parse(body)
+	if req != nil {
+		req.format, req.endpoint = fm, fm.name
+	}
 	if err != nil {
 		s.metrics.requests.WithLabelValues(endpoint, "unknown", "bad_request").Inc()
 		param := ""
 		if br := (*badRequest)(nil); errors.As(err, &br) {
 			param = br.param
 		}
-		writeParamError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", param, err.Error())
+		fm.writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", param, err.Error())
 		return
 	}
 	stream := strconv.FormatBool(req.stream)
-	if !s.admitModel(w, req.model, r.URL.Path) {
+	if !s.admitModel(w, fm, req.model, r.URL.Path) {
 		s.metrics.requests.WithLabelValues(endpoint, stream, "refused").Inc()
 		return
 	}
@@ -555,8 +560,9 @@ func (s *Server) filterResponse(resp *http.Response) error {
 		return fmt.Errorf("the upstream sent a %s-encoded completion although asked for none", enc)
 	}
 	ct := resp.Header.Get("Content-Type")
-	if strings.HasPrefix(ct, "text/event-stream") {
-		resp.Body = newStreamFilter(f, resp.Body, s.opts.MaxEvent, func(sf *streamFilter, err error) {
+	fm := f.req.format
+	if strings.HasPrefix(ct, "text/event-stream") || fm.lines && strings.HasPrefix(ct, "application/x-ndjson") {
+		resp.Body = newStreamFilter(f, fm.newWire(f.req), fm.lines, resp.Body, s.opts.MaxEvent, func(sf *streamFilter, err error) {
 			s.done(f, stream, err)
 		})
 		resp.Header.Del("Content-Length")
@@ -571,7 +577,9 @@ func (s *Server) filterResponse(resp *http.Response) error {
 	if len(body) > s.opts.MaxEvent {
 		return fmt.Errorf("the upstream's response is larger than %d bytes", s.opts.MaxEvent)
 	}
-	out, err := f.filterBody(body)
+	start := time.Now()
+	out, err := f.req.format.newWire(f.req).whole(f, body)
+	f.scan += time.Since(start)
 	if err != nil {
 		return err
 	}
@@ -579,7 +587,7 @@ func (s *Server) filterResponse(resp *http.Response) error {
 		if s.opts.FailOpen {
 			out = body // unchecked, as the upstream sent it
 		} else {
-			out = errorBody("server_error", "index_unavailable",
+			out = f.req.format.errorBody("server_error", "index_unavailable", "",
 				"cleanroom could not check this completion: its index did not answer ("+f.storeErr.Error()+")")
 			resp.StatusCode, resp.Status = http.StatusServiceUnavailable, "503 Service Unavailable"
 			resp.Header.Set("Content-Type", "application/json")
@@ -628,11 +636,15 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		s.metrics.requests.WithLabelValues(f.req.endpoint, strconv.FormatBool(f.req.stream), "upstream_error").Inc()
 	}
 	s.log.Warn("upstream request failed", "path", r.URL.Path, "err", err)
+	fm := chatFormat // an OpenAI error for what is not filtered
+	if f != nil {
+		fm = f.req.format
+	}
 	if timeout {
-		writeError(w, http.StatusGatewayTimeout, "upstream_error", "upstream_timeout", "the upstream API timed out: "+err.Error())
+		fm.writeError(w, http.StatusGatewayTimeout, "upstream_error", "upstream_timeout", "", "the upstream API timed out: "+err.Error())
 		return
 	}
-	writeError(w, http.StatusBadGateway, "upstream_error", "upstream_unavailable", "the upstream API failed: "+err.Error())
+	fm.writeError(w, http.StatusBadGateway, "upstream_error", "upstream_unavailable", "", "the upstream API failed: "+err.Error())
 }
 
 // done records a finished response: metrics, audit log, log line.

@@ -156,3 +156,49 @@ func (r *sseReader) rest() sseEvent {
 	*r = sseReader{maxSize: r.maxSize}
 	return ev
 }
+
+// lineReader splits an NDJSON stream (Ollama's) into its lines as the bytes
+// arrive, in any pieces: each line is an event whose raw bytes are the line and its
+// end, and whose data is the line without it (nil for a blank line).
+type lineReader struct {
+	buf     []byte
+	maxSize int // a line larger than this is an error; 0 means no limit
+}
+
+func (r *lineReader) feed(p []byte, emit func(sseEvent) error) error {
+	r.buf = append(r.buf, p...)
+	off := 0
+	for {
+		i := bytes.IndexByte(r.buf[off:], '\n')
+		if i < 0 {
+			break
+		}
+		raw := bytes.Clone(r.buf[off : off+i+1])
+		off += i + 1
+		ev := sseEvent{raw: raw}
+		if data := bytes.TrimRight(raw[:len(raw)-1], "\r"); len(bytes.TrimSpace(data)) > 0 {
+			ev.data = data
+		}
+		if err := emit(ev); err != nil {
+			return err
+		}
+	}
+	r.buf = append(r.buf[:0], r.buf[off:]...)
+	if len(r.buf) == 0 && cap(r.buf) > 4<<10 {
+		r.buf = nil
+	}
+	if r.maxSize > 0 && len(r.buf) > r.maxSize {
+		return errEventTooLarge
+	}
+	return nil
+}
+
+// rest returns the line the stream ended in before its newline, as an event.
+func (r *lineReader) rest() sseEvent {
+	ev := sseEvent{raw: r.buf}
+	if data := bytes.TrimSpace(r.buf); len(data) > 0 {
+		ev.data = data
+	}
+	r.buf = nil
+	return ev
+}

@@ -4,43 +4,78 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"sync"
 	"time"
 )
 
-// streamFilter is the body of a filtered streamed response. It reads the upstream's
-// events as they come and passes each on once every text it carries has been
-// checked: byte for byte as it came, unless a choice is cut in it. With no action
-// that blocks, nothing is held back and only the last chunk of a choice with a
-// match changes, to carry the citation.
+// streamFilter is the body of a filtered streamed response: the one engine behind
+// every wire format. It reads the upstream's events as they come (its wire reads
+// each into the parts of text it carries) and passes each on once every text it
+// carries has been checked: byte for byte as it came, unless a choice is cut in it
+// (then its wire writes it changed). With no action that blocks, nothing is held
+// back and only the end of a choice with a match changes, to carry the citation.
 type streamFilter struct {
 	*filter
-	up       io.ReadCloser
-	sse      sseReader
-	out      bytes.Buffer
-	queue    []*event
-	template []byte     // the latest chunk, for the fields of chunks the proxy writes
-	chunk    chunk      // the chunk being read
-	shape    chunkShape // the shape of the chunks before it
-	touched  []*choice  // choices added to since they were last decided
-	now      time.Time  // when the events being read arrived; then when they were read
-	doneSent bool       // a [DONE] has gone to the client
-	ended    bool
-	closed   bool
-	onEnd    func(f *streamFilter, err error) // called once, when the stream ends
-	endErr   error
+	wire    wire
+	up      io.ReadCloser
+	frames  framer
+	out     bytes.Buffer
+	queue   []*event
+	touched []*choice // choices added to since they were last decided
+	now     time.Time // when the events being read arrived; then when they were read
+	ended   bool
+	closed  bool
+	onEnd   func(f *streamFilter, err error) // called once, when the stream ends
+	endErr  error
+}
+
+// A wire reads and writes one API's wire format for the engine: a small,
+// self-contained reader and writer per format (chat.go, responses.go, messages.go,
+// ollama.go) drive the same detector, holdback and policy.
+type wire interface {
+	// read reads one upstream event into e: the parts of text it carries, through
+	// the filter's choices and texts; or marks it a barrier.
+	read(s *streamFilter, ev sseEvent, e *event)
+	// write writes e to s.out: its raw bytes, unless the proxy changes it (a choice
+	// in it is cut, ended or cited).
+	write(s *streamFilter, e *event)
+	// final writes the end of blocked choice c: the API's own sign of a filtered
+	// answer, with the citations.
+	final(s *streamFilter, c *choice)
+	// stop writes what ends a stream the proxy ends itself, every choice blocked.
+	stop(s *streamFilter)
+	// partial takes the event the upstream's stream ended in before its end (an
+	// NDJSON line without its newline, a [DONE] without its blank line): it hands it
+	// to s.handle if the API takes it as whole.
+	partial(s *streamFilter, ev sseEvent)
+	// complete reports whether the stream reached the end the API gives a stream
+	// ([DONE], response.completed, message_stop, done: true); endMark names it.
+	complete() bool
+	endMark() string
+	// errorEvent returns an event that carries an error, in the API's shape.
+	errorEvent(typ, code, message string) []byte
+	// whole filters a whole (non-streamed) response body. It returns the body to
+	// send: the upstream's bytes unchanged when nothing is cut or cited.
+	whole(f *filter, body []byte) ([]byte, error)
+}
+
+// A framer splits a stream into events: server-sent events, or NDJSON lines.
+type framer interface {
+	feed(p []byte, emit func(sseEvent) error) error
+	rest() sseEvent
 }
 
 // An event is one upstream event waiting to go out.
 type event struct {
 	raw     []byte
-	data    []byte    // a chunk's JSON; nil for anything else
-	order   []*choice // the choice of each element of the chunk's choices (nil: not an object)
+	data    []byte    // the event's JSON, if its wire reads it; nil for anything else
+	order   []*choice // chat: the choice of each element of the chunk's choices (nil: not an object)
 	parts   []part
 	barrier bool // carries no choice: waits for every event before it
-	done    bool // the upstream's [DONE]
+	done    bool // the upstream's end of the stream
 	arrived time.Time
 	// Room for what a chunk of one choice carries, allocated with the event.
 	partsBuf [3]part
@@ -52,20 +87,14 @@ type part struct {
 	c          *choice
 	kind       partKind
 	t          *text
-	start, end int // bytes of t
-	field      partField
-	call       int    // for arguments: the position of the tool call in the chunk's tool_calls
-	str        string // the piece of text, as read
+	start, end int       // bytes of t
+	field      partField // where in the event the piece is, as its wire says
+	call       int       // chat arguments: the position of the tool call in the chunk's tool_calls
+	str        string    // the piece of text, as read
 }
 
-// A partField says where in a chunk a piece of text is.
+// A partField says where in an event a piece of text is; each wire has its own.
 type partField uint8
-
-const (
-	fieldText    partField = iota // choices[].text (legacy completions)
-	fieldContent                  // choices[].delta.content
-	fieldArgs                     // choices[].delta.tool_calls[].function.arguments
-)
 
 type partKind uint8
 
@@ -74,10 +103,15 @@ const (
 	partText                     // a piece of one of its texts
 	partFinish                   // its finish_reason
 	partLate                     // text after its finish_reason
+	partEnd                      // the end of text t: it waits until all of t is checked
 )
 
-func newStreamFilter(f *filter, up io.ReadCloser, maxEvent int, onEnd func(*streamFilter, error)) *streamFilter {
-	return &streamFilter{filter: f, up: up, sse: sseReader{maxSize: maxEvent}, onEnd: onEnd}
+func newStreamFilter(f *filter, w wire, lines bool, up io.ReadCloser, maxEvent int, onEnd func(*streamFilter, error)) *streamFilter {
+	var fr framer = &sseReader{maxSize: maxEvent}
+	if lines {
+		fr = &lineReader{maxSize: maxEvent}
+	}
+	return &streamFilter{filter: f, wire: w, up: up, frames: fr, onEnd: onEnd}
 }
 
 // Read implements io.Reader for the ReverseProxy that copies the body to the client.
@@ -92,7 +126,7 @@ func (s *streamFilter) Read(p []byte) (int, error) {
 		if n > 0 {
 			// The events in p arrive now; reading and checking them is the scan.
 			s.now = time.Now()
-			ferr := s.sse.feed(p[:n], s.handle)
+			ferr := s.frames.feed(p[:n], s.handle)
 			s.decideTouched()
 			done := time.Now()
 			s.scan += done.Sub(s.now)
@@ -152,84 +186,15 @@ var errClientGone = errors.New("client went away")
 func (s *streamFilter) handle(ev sseEvent) error {
 	e := &event{raw: ev.raw, arrived: s.now}
 	e.parts, e.order = e.partsBuf[:0], e.orderBuf[:0]
-	data := bytes.TrimSpace(ev.data)
-	switch {
-	case ev.data == nil:
-		e.barrier = true // a comment or keep-alive
-	case string(data) == "[DONE]":
-		e.barrier, e.done = true, true
-		s.finishAll()
-	default:
-		c := &s.chunk
-		valid := s.shape.read(data, c)
-		if !valid || !c.object || !c.isArray || len(c.choices) == 0 {
-			e.barrier = true // an error, a usage chunk, something else
-			if !valid || !c.object || c.hasError {
-				s.upstreamErr = "stream" // an error event, or not a chunk at all
-			}
-			break
-		}
-		e.data = data
-		s.template = data
-		s.parse(e, c.choices)
-	}
+	s.wire.read(s, ev, e)
 	s.queue = append(s.queue, e)
 	return nil
 }
 
-// parse reads the choices of a chunk into the filter.
-func (s *streamFilter) parse(e *event, chs []chunkChoice) {
-	for i := range chs {
-		x := &chs[i]
-		if !x.object {
-			e.order = append(e.order, nil)
-			continue
-		}
-		c := s.choice(x.index)
-		e.order = append(e.order, c)
-		e.parts = append(e.parts, part{c: c, kind: partPresence})
-		if c.blocked != nil {
-			continue // its pieces are dropped
-		}
-		if c.finished {
-			// Nothing may follow a choice's end: what does is not checked, so it
-			// does not go out.
-			if x.text != "" || x.content != "" || x.tools {
-				e.parts = append(e.parts, part{c: c, kind: partLate})
-			}
-			if x.finish {
-				e.parts = append(e.parts, part{c: c, kind: partFinish})
-			}
-			continue
-		}
-		if x.text != "" { // legacy completions
-			t := s.contentText(c)
-			start, end := s.add(t, x.text)
-			e.parts = append(e.parts, part{c: c, kind: partText, t: t, start: start, end: end, field: fieldText, str: x.text})
-		}
-		if x.content != "" {
-			t := s.contentText(c)
-			start, end := s.add(t, x.content)
-			e.parts = append(e.parts, part{c: c, kind: partText, t: t, start: start, end: end, field: fieldContent, str: x.content})
-		}
-		for k, tc := range x.calls {
-			if c.tools[tc.index] == nil {
-				// A new tool call: the content and the calls before it are complete.
-				for _, u := range c.texts {
-					u.detector().close()
-				}
-			}
-			t := s.toolText(c, tc.index)
-			start, end := s.add(t, tc.args)
-			e.parts = append(e.parts, part{c: c, kind: partText, t: t, start: start, end: end, field: fieldArgs, call: k, str: tc.args})
-		}
-		if x.finish {
-			s.finish(c)
-			e.parts = append(e.parts, part{c: c, kind: partFinish})
-		}
-		if !slices.Contains(s.touched, c) {
-			s.touched = append(s.touched, c) // decided after the burst (see Read)
-		}
+// touch notes that c was added to: it is decided after the burst (see Read).
+func (s *streamFilter) touch(c *choice) {
+	if !slices.Contains(s.touched, c) {
+		s.touched = append(s.touched, c)
 	}
 }
 
@@ -263,7 +228,10 @@ func (s *streamFilter) ready(p part) bool {
 		}
 		return true
 	}
-	if p.t.args != nil && !p.t.det.closed {
+	if p.kind == partEnd {
+		return p.t.safe() >= p.t.n
+	}
+	if p.t.tool && !p.t.det.closed {
 		return false // a tool call goes out whole, once checked whole
 	}
 	return p.end <= p.t.safe()
@@ -308,10 +276,7 @@ func (s *streamFilter) release() {
 	s.emitFinals(kept)
 	if s.allBlocked() {
 		// Nothing more will reach the client: stop the model.
-		if !s.doneSent {
-			s.out.WriteString("data: [DONE]\n\n")
-			s.doneSent = true
-		}
+		s.wire.stop(s)
 		s.end(nil)
 	}
 }
@@ -324,7 +289,8 @@ func (s *streamFilter) emitFinals(pending []*event) {
 	}
 	for _, c := range s.choices {
 		if c.blocked != nil && !c.final && !carries(pending, c) {
-			s.emitFinal(c)
+			c.final = true
+			s.wire.final(s, c)
 		}
 	}
 }
@@ -354,52 +320,10 @@ func (s *streamFilter) allBlocked() bool {
 	return true
 }
 
-// emit writes an event: as it came, or rewritten where a choice is cut or cited.
+// emit writes an event, as its wire says.
 func (s *streamFilter) emit(e *event) {
 	s.s.metrics.holdback.Observe(s.now.Sub(e.arrived).Seconds())
-	s.doneSent = s.doneSent || e.done
-	if e.data == nil || !s.changes(e) {
-		s.out.Write(e.raw)
-		return
-	}
-	obj, err := decodeObject(e.data)
-	if err != nil {
-		return // not reached: the chunk was read as valid JSON; if it were, it stays out
-	}
-	s.rewrite(e, obj)
-	chs, _ := obj["choices"].([]any)
-	if len(chs) == 0 && obj["usage"] == nil {
-		return // nothing left to say
-	}
-	writeEvent(&s.out, obj)
-}
-
-// decodeObject decodes a JSON object, numbers kept as written.
-func decodeObject(data []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return nil, err
-	}
-	if obj == nil {
-		return nil, errors.New("not an object")
-	}
-	return obj, nil
-}
-
-// changes reports whether the proxy changes e's chunk: a choice in it is cut,
-// closed, has spoken after its end, or ends with citations to add.
-func (s *streamFilter) changes(e *event) bool {
-	for _, p := range e.parts {
-		switch {
-		case p.c.final, p.c.blocked != nil, p.kind == partLate:
-			return true
-		case p.kind == partFinish && len(shown(s.cite(p.c))) > 0:
-			return true
-		}
-	}
-	return false
+	s.wire.write(s, e)
 }
 
 // has reports whether e carries a part of kind k for c.
@@ -410,56 +334,6 @@ func (e *event) has(c *choice, k partKind) bool {
 		}
 	}
 	return false
-}
-
-// rewrite changes obj, the chunk of e, where a choice in it is cut, closed or
-// cited. The choices of obj are those parse read, in the same order.
-func (s *streamFilter) rewrite(e *event, obj map[string]any) {
-	chs, _ := obj["choices"].([]any)
-	kept := chs[:0]
-	for i, x := range chs {
-		ch, _ := x.(map[string]any)
-		var c *choice
-		if i < len(e.order) {
-			c = e.order[i]
-		}
-		if ch == nil || c == nil {
-			kept = append(kept, x)
-			continue
-		}
-		switch {
-		case c.final:
-			continue // the proxy has ended this choice already
-		case c.blocked != nil:
-			if !s.cut(e, c, ch) {
-				continue
-			}
-		default:
-			if e.has(c, partLate) {
-				dropText(ch)
-			}
-			if e.has(c, partFinish) {
-				if cs := shown(s.cite(c)); len(cs) > 0 {
-					annotate(ch, cs, false)
-				}
-			}
-		}
-		kept = append(kept, ch)
-	}
-	obj["choices"] = kept
-}
-
-// dropText empties the texts a choice object carries.
-func dropText(ch map[string]any) {
-	if _, ok := ch["text"].(string); ok {
-		ch["text"] = ""
-	}
-	if delta, _ := ch["delta"].(map[string]any); delta != nil {
-		if _, ok := delta["content"].(string); ok {
-			delta["content"] = ""
-		}
-		delete(delta, "tool_calls")
-	}
 }
 
 // cite returns a choice's citations, computed once, when the choice ends.
@@ -473,73 +347,6 @@ func (s *streamFilter) cite(c *choice) []citation {
 	return c.cited
 }
 
-// cut trims what ch carries for the blocked choice c to what was checked before the
-// cut, and reports whether anything of ch is left. Text that parse did not read
-// (it came after the cut) goes entirely.
-func (s *streamFilter) cut(e *event, c *choice, ch map[string]any) bool {
-	limit := func(p part) int { return max(0, min(p.end, c.blocked.limits[p.t])-p.start) }
-	ch["finish_reason"] = nil
-	delta, _ := ch["delta"].(map[string]any)
-	calls, _ := delta["tool_calls"].([]any)
-	dropText(ch)
-	left := false
-	var keptCalls []any
-	for _, p := range e.parts {
-		if p.c != c || p.kind != partText {
-			continue
-		}
-		keep := limit(p)
-		switch p.field {
-		case fieldText:
-			ch["text"] = p.str[:keep]
-			left = left || keep > 0
-		case fieldContent:
-			delta["content"] = p.str[:keep]
-			left = left || keep > 0
-		case fieldArgs:
-			if p.call >= len(calls) {
-				continue
-			}
-			tc, _ := calls[p.call].(map[string]any)
-			if tc == nil || (keep == 0 && p.start >= c.blocked.limits[p.t]) {
-				continue
-			}
-			if fn, _ := tc["function"].(map[string]any); fn != nil {
-				fn["arguments"] = p.str[:keep]
-			}
-			keptCalls = append(keptCalls, tc)
-			left = true
-		}
-	}
-	if len(keptCalls) > 0 {
-		delta["tool_calls"] = keptCalls
-	}
-	_, role := delta["role"]
-	return left || role
-}
-
-// emitFinal writes the last chunk of a blocked choice: finish_reason content_filter,
-// with the citations.
-func (s *streamFilter) emitFinal(c *choice) {
-	c.final = true
-	ch := map[string]any{"index": c.index, "logprobs": nil, "finish_reason": "content_filter"}
-	obj := map[string]any{}
-	template, _ := decodeObject(s.template)
-	for _, k := range []string{"id", "object", "created", "model", "system_fingerprint"} {
-		if v, ok := template[k]; ok {
-			obj[k] = v
-		}
-	}
-	if s.req.endpoint == endpointCompletions {
-		ch["text"] = ""
-	} else {
-		ch["delta"] = map[string]any{}
-	}
-	annotate(ch, s.cite(c), true)
-	obj["choices"] = []any{ch}
-	writeEvent(&s.out, obj)
-}
-
 // upstreamEnded finishes the stream after the upstream's last byte or a failure.
 func (s *streamFilter) upstreamEnded(err error) {
 	s.now = time.Now()
@@ -548,13 +355,11 @@ func (s *streamFilter) upstreamEnded(err error) {
 		s.scan += done.Sub(s.now)
 		s.now = done
 	}()
-	if rest := s.sse.rest(); len(rest.raw) > 0 {
+	if rest := s.frames.rest(); len(rest.raw) > 0 {
 		// An event the stream broke off in is not dispatched (the SSE spec says
 		// so) and not passed on: a client would read it glued to what follows.
-		// A [DONE] that lacks only its blank line still ends the stream.
-		if string(bytes.TrimSpace(rest.data)) == "[DONE]" {
-			s.handle(sseEvent{raw: []byte("data: [DONE]\n\n"), data: []byte("[DONE]")})
-		}
+		// The wire may take it whole (an NDJSON line that lacks only its newline).
+		s.wire.partial(s, rest)
 	}
 	s.decideTouched()
 	s.finishAll()
@@ -567,7 +372,7 @@ func (s *streamFilter) upstreamEnded(err error) {
 	if s.ended {
 		return
 	}
-	if err == io.EOF && s.doneSent {
+	if err == io.EOF && s.wire.complete() {
 		s.end(nil)
 		return
 	}
@@ -576,9 +381,9 @@ func (s *streamFilter) upstreamEnded(err error) {
 		return
 	}
 	if err == io.EOF {
-		// A stream must end with [DONE]; one that does not broke off, and a client
-		// must not take what it got for a whole answer.
-		err = errors.New("the stream ended without [DONE]")
+		// A stream must end as its API ends one; one that does not broke off, and a
+		// client must not take what it got for a whole answer.
+		err = fmt.Errorf("the stream ended without %s", s.wire.endMark())
 	}
 	s.fail(err)
 }
@@ -593,7 +398,7 @@ func (s *streamFilter) failIndex() bool {
 	}
 	s.release()
 	if !s.s.opts.FailOpen {
-		s.out.Write(errorEvent("server_error", "index_unavailable",
+		s.out.Write(s.wire.errorEvent("server_error", "index_unavailable",
 			"cleanroom could not check the rest of this completion: its index did not answer ("+s.storeErr.Error()+")"))
 		s.end(errIndexFailed)
 	}
@@ -608,7 +413,7 @@ func (s *streamFilter) fail(err error) {
 	if s.ended {
 		return
 	}
-	s.out.Write(errorEvent("upstream_error", "upstream_stream_failed", "the upstream stream failed: "+err.Error()))
+	s.out.Write(s.wire.errorEvent("upstream_error", "upstream_stream_failed", "the upstream stream failed: "+err.Error()))
 	s.end(err)
 }
 

@@ -3,20 +3,15 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
-	"time"
 )
 
-// filterBody filters a whole (non-streamed) response body. It returns the body to
-// send: the upstream's bytes unchanged when no choice has a match to cite, else the
-// response re-encoded with blocked choices cut and matches cited.
-func (f *filter) filterBody(body []byte) ([]byte, error) {
-	start := time.Now()
-	defer func() { f.scan += time.Since(start) }()
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return body, nil // not JSON: nothing the proxy can read, nothing a client can either
+// whole filters a whole chat or legacy completion: the upstream's bytes unchanged
+// when no choice has a match to cite, else the response re-encoded with blocked
+// choices cut and matches cited.
+func (w *chatWire) whole(f *filter, body []byte) ([]byte, error) {
+	obj, err := decodeObject(body)
+	if err != nil {
+		return body, nil // not a JSON object: nothing the proxy can read, nothing a client can either
 	}
 	if _, ok := obj["error"]; ok {
 		f.upstreamErr = "status" // an error in place of a completion
@@ -60,13 +55,7 @@ func (f *filter) filterBody(body []byte) ([]byte, error) {
 	if !changed {
 		return body, nil
 	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(obj); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return encodeJSON(obj)
 }
 
 // cutWhole cuts a blocked choice of a whole response: its content ends before the
@@ -95,4 +84,15 @@ func cutWhole(c *choice, ch, msg map[string]any, calls []any) {
 			return
 		}
 	}
+}
+
+// encodeJSON encodes v as a whole response body: HTML characters as they are.
+func encodeJSON(v any) ([]byte, error) {
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
