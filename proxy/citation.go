@@ -23,6 +23,10 @@ type citation struct {
 	Action  string  `json:"action"`
 
 	action Action
+	// text is the text of the choice the match is in; start and end are the bytes
+	// of the match in that text as the detector read it.
+	text       *text
+	start, end int
 }
 
 func newCitation(m *index.Match, outputTokens int, a Action) citation {

@@ -317,11 +317,21 @@ func covered(j judged, all []judged) bool {
 func (f *filter) citations(c *choice) []citation {
 	var out []citation
 	for _, t := range c.texts {
-		det := t.detector()
-		for _, m := range det.matches() {
-			out = append(out, newCitation(&m, det.outputTokens(), f.s.policy.Action(m.Source.Repo.Name, m.Source.Path, m.Source.License)))
-		}
+		out = append(out, f.textCitations(t)...)
 	}
 	slices.SortStableFunc(out, func(a, b citation) int { return b.rank() - a.rank() })
+	return out
+}
+
+// textCitations returns the matches of one text as citations, in the order found.
+func (f *filter) textCitations(t *text) []citation {
+	var out []citation
+	det := t.detector()
+	for _, m := range det.matches() {
+		ct := newCitation(&m, det.outputTokens(), f.s.policy.Action(m.Source.Repo.Name, m.Source.Path, m.Source.License))
+		ct.text = t
+		ct.start, ct.end = max(0, m.Query.StartOff-det.ctxLen), max(0, m.Query.EndOff-det.ctxLen)
+		out = append(out, ct)
+	}
 	return out
 }
