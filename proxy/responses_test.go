@@ -429,3 +429,74 @@ func TestResponsesRequests(t *testing.T) {
 		}
 	}
 }
+
+// FuzzResponsesStream feeds arbitrary upstream bodies to the Responses wire, in
+// pieces: it never panics or hangs, and a response that regurgitates indexed code
+// in its text, its arguments or its final object never reaches the client whole.
+func FuzzResponsesStream(f *testing.F) {
+	s, gpl := fuzzSetup(f)
+	code := excerpt(gpl[3], 5, 40)
+	args, _ := json.Marshal(map[string]string{"content": code})
+	for i, items := range [][]respItemScript{
+		{{"message", "Here:\n\n```c\n" + code + "```\n"}},
+		{{"reasoning", "hmm"}, {"function_call", string(args)}},
+		{{"custom_tool_call", "+" + strings.ReplaceAll(code, "\n", "\n+")}},
+	} {
+		var b bytes.Buffer
+		for _, e := range respEvents(uint64(i), items) {
+			j, _ := json.Marshal(e)
+			fmt.Fprintf(&b, "event: %s\ndata: %s\n\n", e["type"], j)
+		}
+		f.Add(b.Bytes(), uint8(7))
+	}
+	f.Add([]byte("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, body []byte, step uint8) {
+		streamed, whole := fuzzStream(t, s, responsesFormat, []byte(`{"model":"m","stream":true,"input":"q"}`), body, int(step))
+		thr := fuzzServer.ix.Params().Threshold()
+		if got := fuzzLongest(responsesTexts(streamed, true)); got >= thr {
+			t.Fatalf("the client got a run of %d indexed tokens (threshold %d) from\n%q\nout\n%q", got, thr, body, streamed)
+		}
+		if got := fuzzLongest(responsesTexts(whole, false)); got >= thr && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+			t.Fatalf("the whole response gave a run of %d indexed tokens", got)
+		}
+	})
+}
+
+// responsesTexts returns, one per line, every text a Responses client reads in a
+// stream (or a whole response): deltas, done texts, item texts.
+func responsesTexts(b []byte, stream bool) string {
+	var out []string
+	var walk func(v any, key string)
+	walk = func(v any, key string) {
+		switch x := v.(type) {
+		case string:
+			switch key {
+			case "delta", "text", "arguments", "input", "code", "refusal":
+				out = append(out, x)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e, key)
+			}
+		case map[string]any:
+			for k, e := range x {
+				walk(e, k)
+			}
+		}
+	}
+	if !stream {
+		var v any
+		json.Unmarshal(b, &v)
+		walk(v, "")
+		return strings.Join(out, "\n")
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var v any
+			if json.Unmarshal([]byte(data), &v) == nil {
+				walk(v, "")
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -124,6 +124,7 @@ type target struct {
 	url    string
 	client *http.Client
 	close  func()
+	api    *benchAPI // the API it is asked in; nil: chat completions
 }
 
 func newClient() *http.Client {
@@ -172,7 +173,11 @@ func (t *target) complete(hold bool) (time.Duration, []byte, error) { return t.r
 
 // request makes one streaming completion, held halfway or paced (see fastUpstream).
 func (t *target) request(hold, paced bool) (time.Duration, []byte, error) {
-	req, _ := http.NewRequest(http.MethodPost, t.url+"/v1/chat/completions", bytes.NewReader(chatRequest))
+	api := t.api
+	if api == nil {
+		api = chatAPI
+	}
+	req, _ := http.NewRequest(http.MethodPost, t.url+api.path, bytes.NewReader(api.body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer sk-bench")
 	if hold {
@@ -207,7 +212,8 @@ func (t *target) request(hold, paced bool) (time.Duration, []byte, error) {
 	if hold {
 		end = body.(*tailWriter).b
 	}
-	if resp.StatusCode != 200 || !bytes.HasSuffix(end, []byte("data: [DONE]\n\n")) {
+	if resp.StatusCode != 200 || !bytes.HasPrefix(end[max(0, bytes.LastIndex(end, []byte("\n\n"+string(api.end[:6])))+2):], api.end) &&
+		!bytes.HasSuffix(end, api.end) {
 		return 0, nil, fmt.Errorf("%s: status %d, body ends %q", t.name, resp.StatusCode, tail(end))
 	}
 	return ttfb, whole.Bytes(), nil
@@ -300,7 +306,10 @@ func gateway(c *config, r *report) error {
 			"net/http/server.go) in %d events of 1 to 3 tokens, each written and flushed as fast as the connection takes it. "+
 			"Clients, proxies and upstream share the machine's %d cores over loopback TCP. %d rounds after a warm-up, the targets' order "+
 			"rotating each round; a round measures time to first byte over 100 sequential completions, then completions per second "+
-			"with %d concurrent clients for 1 s. Every completion is checked to end in `[DONE]`, and the content to arrive intact.\n\n"+
+			"with %d concurrent clients for 1 s. Every completion is checked to end in `[DONE]`, and the content to arrive intact. "+
+			"The Responses and Messages rows stream the same content in those APIs' events (one `response.output_text.delta` or "+
+			"`content_block_delta` per chat event, the Responses done events repeating the text whole), measured the same way "+
+			"(throughput only) in rounds of their own.\n\n"+
 			"Time to first byte is measured two ways, alternating: with the upstream at a model's pace (a fast one: %d events %v apart, "+
 			"then the end), which is what a user waits for; and with the upstream at full speed, where the first byte competes for "+
 			"the 2 cores with the rest of the flood that the proxy is already filtering (it measures CPU, not latency; plain "+
@@ -335,6 +344,9 @@ func gateway(c *config, r *report) error {
 			s.row(name+": time to first byte, "+m.what, fmt.Sprintf("%s (p99 %+.3f ms)", p5099(m.v[name]), added/1e6),
 				"plain: "+p5099(m.v["plain ReverseProxy"]), target, met, over(added, 1e6))
 		}
+	}
+	if err := gatewayFormats(c, s, content); err != nil {
+		return err
 	}
 	if median(thr["cleanroom annotate"])/plainThr < 0.8 || median(thr["cleanroom block"])/plainThr < 0.7 {
 		// Two more seconds of load through cleanroom in block mode, profiled.
