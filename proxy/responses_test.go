@@ -500,3 +500,29 @@ func responsesTexts(b []byte, stream bool) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestResponsesEcho: a response that repeats code the request's input holds (an
+// item's text) is the user's own text, not new copying; input's instructions and
+// function_call_output items count too.
+func TestResponsesEcho(t *testing.T) {
+	var items []respItemScript
+	up := respServer(t, func() []respItemScript { return items }, nil)
+	e := newEnv(t, "block", "", func(o *Options) { o.Upstream = up.URL })
+	code := excerpt(e.gpl[5], 2, 45)
+	items = []respItemScript{{"message", "Your code, reviewed:\n\n```c\n" + code + "```\nLooks fine."}}
+	for _, input := range []any{
+		"Review this:\n" + code,
+		[]any{map[string]any{"role": "user", "content": []any{map[string]any{"type": "input_text", "text": "Review this:\n" + code}}}},
+		[]any{map[string]any{"type": "function_call_output", "call_id": "c1", "output": code}, map[string]any{"role": "user", "content": "review the file you read"}},
+	} {
+		r := readResponses(t, post(t, e.px.URL+"/v1/responses", map[string]any{"model": "m", "stream": true, "input": input}))
+		if r.final["status"] != "completed" || !strings.Contains(r.text, code) {
+			t.Errorf("input %T: an echo of the request was cut: status %v", input, r.final["status"])
+		}
+	}
+	// The same answer to a request that did not send the code is cut.
+	r := readResponses(t, post(t, e.px.URL+"/v1/responses", respBody(true, "write one")))
+	if r.final["status"] != "incomplete" {
+		t.Errorf("a copy the request did not send passed: status %v", r.final["status"])
+	}
+}
