@@ -51,7 +51,10 @@ func formatOf(r *http.Request) *format {
 	if r.Method != http.MethodPost {
 		return nil
 	}
-	p := strings.TrimSuffix(strings.ToLower(r.URL.Path), "/")
+	p := cleanPath(r)
+	if strings.Contains(p, "/threads/") {
+		return nil // the Assistants API's messages are not Anthropic's: refused unless passed
+	}
 	for _, f := range formats {
 		if strings.HasSuffix(p, f.suffix) {
 			return f

@@ -214,21 +214,55 @@ func newResponsesWire() *responsesWire {
 	return &responsesWire{items: map[int]*respItem{}, texts: map[*text]*respText{}, meta: map[*event]respMeta{}}
 }
 
-// respEvent is what read decodes of an event's JSON.
+// respEvent is what read decodes of an event's JSON, by exact keys, as a client's
+// JSON.parse reads them (encoding/json's struct decoding would also take "Delta"
+// for "delta", and a client would show the one the proxy did not check).
 type respEvent struct {
-	Type         string          `json:"type"`
-	Seq          *int64          `json:"sequence_number"`
-	OutputIndex  int             `json:"output_index"`
-	ContentIndex int             `json:"content_index"`
-	SummaryIndex int             `json:"summary_index"`
-	Delta        json.RawMessage `json:"delta"`
-	Item         *struct {
-		Type string `json:"type"`
-	} `json:"item"`
-	Part *struct {
-		Type string `json:"type"`
-	} `json:"part"`
-	Response json.RawMessage `json:"response"`
+	Type                                    string
+	Seq                                     *int
+	OutputIndex, ContentIndex, SummaryIndex int
+	Delta                                   json.RawMessage
+	ItemType                                *string // nil: no item object
+	Response                                json.RawMessage
+}
+
+func decodeRespEvent(data []byte) (m respEvent, err error) {
+	o, err := jsonObject(data, "the event")
+	if err != nil {
+		return m, err
+	}
+	typ, err := o.str("type")
+	if err != nil || typ == nil || *typ == "" {
+		return m, fmt.Errorf("an event without a type")
+	}
+	m.Type, m.Delta, m.Response = *typ, o["delta"], o["response"]
+	if m.Seq, err = o.int("sequence_number"); err != nil {
+		return m, err
+	}
+	for k, p := range map[string]*int{"output_index": &m.OutputIndex, "content_index": &m.ContentIndex, "summary_index": &m.SummaryIndex} {
+		n, err := o.int(k)
+		if err != nil {
+			return m, err
+		}
+		if n != nil {
+			*p = *n
+		}
+	}
+	item, err := o.obj("item")
+	if err != nil {
+		return m, err
+	}
+	if item != nil {
+		t, err := item.str("type")
+		if err != nil {
+			return m, err
+		}
+		m.ItemType = new(string)
+		if t != nil {
+			*m.ItemType = *t
+		}
+	}
+	return m, nil
 }
 
 func (w *responsesWire) read(s *streamFilter, ev sseEvent, e *event) {
@@ -237,18 +271,20 @@ func (w *responsesWire) read(s *streamFilter, ev sseEvent, e *event) {
 		e.barrier = true // a comment or keep-alive
 		return
 	}
-	var m respEvent
-	if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
+	e.data = data
+	m, err := decodeRespEvent(data)
+	if err != nil {
+		// Not an event of the API: a client might still read something in it.
 		e.barrier = true
-		s.upstreamErr = "stream" // not an event of the API
+		s.upstreamErr = "stream"
+		w.meta[e] = respMeta{poison: "an event it cannot read (" + err.Error() + ")"}
 		return
 	}
-	e.data = data
 	meta := respMeta{typ: m.Type}
 	if m.Seq != nil {
-		meta.seq, meta.hasSeq = *m.Seq, true
+		meta.seq, meta.hasSeq = int64(*m.Seq), true
 		if !w.seqSet {
-			w.seq, w.seqSet = *m.Seq, true
+			w.seq, w.seqSet = int64(*m.Seq), true
 		}
 	}
 	defer func() { w.meta[e] = meta }()
@@ -275,14 +311,14 @@ func (w *responsesWire) read(s *streamFilter, ev sseEvent, e *event) {
 			w.template = obj
 		}
 	case "response.output_item.added":
-		if m.Item == nil {
+		if m.ItemType == nil {
 			meta.poison = "an output_item.added event without an item"
 			return
 		}
 		for _, u := range c.texts {
 			u.end() // the items before it are complete
 		}
-		it = &respItem{index: m.OutputIndex, typ: m.Item.Type, parts: map[int]*respText{}}
+		it = &respItem{index: m.OutputIndex, typ: *m.ItemType, parts: map[int]*respText{}}
 		if full, err := decodeObject(data); err == nil {
 			it.obj, _ = full["item"].(map[string]any)
 		}

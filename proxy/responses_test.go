@@ -526,3 +526,25 @@ func TestResponsesEcho(t *testing.T) {
 		t.Errorf("a copy the request did not send passed: status %v", r.final["status"])
 	}
 }
+
+// TestPassthroughList: what the operator lists passes unchecked, and the
+// Assistants API's thread messages are not read as Anthropic's.
+func TestPassthroughList(t *testing.T) {
+	e := newEnv(t, "block", "", func(o *Options) { o.Passthrough = []string{"/v1/threads/*", "/v1/audio/speech"} })
+	for _, tc := range []struct {
+		path     string
+		refused  bool
+		upstream string // the path the upstream must have seen
+	}{
+		{"/v1/threads/t1/messages", false, "/v1/threads/t1/messages"},
+		{"/v1/audio/speech", false, "/v1/audio/speech"},
+		{"/v1/audio/transcriptions", true, ""},
+	} {
+		resp := post(t, e.px.URL+tc.path, map[string]any{"model": "m", "input": "x"})
+		b, _ := io.ReadAll(resp.Body)
+		refused := resp.StatusCode == 404 && bytes.Contains(b, []byte("--passthrough"))
+		if refused != tc.refused || !refused && e.up.LastRequest().Path != tc.upstream {
+			t.Errorf("%s: %d %s; upstream saw %q", tc.path, resp.StatusCode, b, e.up.LastRequest().Path)
+		}
+	}
+}

@@ -33,7 +33,8 @@ func cleanPath(r *http.Request) string {
 func (s *Server) passes(w http.ResponseWriter, r *http.Request) bool {
 	p := cleanPath(r)
 	for _, op := range s.opts.Passthrough {
-		if p == strings.TrimSuffix(strings.ToLower(op), "/") {
+		op = strings.ToLower(op)
+		if prefix, ok := strings.CutSuffix(op, "*"); ok && strings.HasPrefix(p, prefix) || p == strings.TrimSuffix(op, "/") {
 			return true
 		}
 	}

@@ -84,9 +84,10 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	BodyTimeout       time.Duration
 	IdleConnTimeout   time.Duration
-	// Passthrough lists paths (as /v1/assistants) of requests the proxy would
-	// refuse, neither a generation endpoint it checks nor a known pass-through, that
-	// it passes on UNCHECKED instead. Empty by default.
+	// Passthrough lists paths (as /v1/assistants, or /v1/threads/* for every path
+	// under /v1/threads/) of requests the proxy would refuse, neither a generation
+	// endpoint it checks nor a known pass-through, that it passes on UNCHECKED
+	// instead. Empty by default.
 	Passthrough []string
 }
 
@@ -138,7 +139,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	if v := envOr("passthrough", ""); v != "" {
 		o.Passthrough = strings.Split(v, ",")
 	}
-	fs.Func("passthrough", "pass requests for this `path` on UNCHECKED though cleanroom does not check them (repeatable; $"+envName("passthrough")+", comma-separated)", func(p string) error {
+	fs.Func("passthrough", "pass requests for this `path` (a trailing * matches any rest) on UNCHECKED though cleanroom does not check them (repeatable; $"+envName("passthrough")+", comma-separated)", func(p string) error {
 		if !strings.HasPrefix(p, "/") {
 			return fmt.Errorf("%q: a path starts with /", p)
 		}
