@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 )
 
 // chatWire reads and writes the wire format of chat completions
@@ -269,6 +270,22 @@ func (w *chatWire) endMark() string { return "[DONE]" }
 
 func (w *chatWire) errorEvent(typ, code, message string) []byte {
 	return errorEvent(typ, code, message)
+}
+
+// decodeWhole decodes a whole response body: one JSON object and nothing after
+// it. A body that is anything else (a stream sent as a whole response, two
+// objects) is an error: what the proxy cannot read must not pass unchecked.
+func decodeWhole(body []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		return nil, errors.New("the upstream's response is not a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("the upstream's response has data after its JSON object")
+	}
+	return obj, nil
 }
 
 // decodeObject decodes a JSON object, numbers kept as written.

@@ -9,9 +9,9 @@ import (
 // when no choice has a match to cite, else the response re-encoded with blocked
 // choices cut and matches cited.
 func (w *chatWire) whole(f *filter, body []byte) ([]byte, error) {
-	obj, err := decodeObject(body)
+	obj, err := decodeWhole(body)
 	if err != nil {
-		return body, nil // not a JSON object: nothing the proxy can read, nothing a client can either
+		return nil, err
 	}
 	if _, ok := obj["error"]; ok {
 		f.upstreamErr = "status" // an error in place of a completion

@@ -220,7 +220,6 @@ type messagesWire struct {
 	reported int  // output_tokens as the upstream last reported them
 	stopSent bool // a message_stop went to the client
 	ended    bool // the proxy ended the message (a blocked answer)
-	dead     bool // an event the proxy cannot read ended the stream
 }
 
 func newMessagesWire() *messagesWire {
@@ -607,18 +606,15 @@ func (w *messagesWire) unreadable(s *streamFilter, e *event) {
 func (w *messagesWire) write(s *streamFilter, e *event) {
 	meta := w.meta[e]
 	delete(w.meta, e)
-	if w.dead || w.ended {
-		return // the proxy has ended the stream, or the message
+	if w.ended {
+		return // the proxy has ended the message
 	}
 	c := s.choices[0]
 	if meta.poison != "" {
 		if c != nil && c.blocked != nil {
 			return // a blocked answer ends as it is cut
 		}
-		w.dead = true
-		s.out.Write(w.errorEvent("upstream_error", "upstream_stream_unreadable",
-			"cleanroom cannot check "+meta.poison+", so it ended the response here"))
-		s.end(fmt.Errorf("an upstream event the proxy cannot read: %s", meta.poison))
+		s.abort(meta.poison)
 		return
 	}
 	if e.data == nil || len(e.parts) == 0 {
@@ -749,7 +745,7 @@ type msgDelta struct {
 // message_stop. "refusal" is the stop_reason the API gives an answer its own
 // safety filters stop, which its clients already handle.
 func (w *messagesWire) final(s *streamFilter, c *choice) {
-	if w.dead || w.ended {
+	if w.ended {
 		return
 	}
 	for _, b := range w.order {

@@ -197,7 +197,6 @@ type responsesWire struct {
 	seqSet   bool
 	cutDone  bool // a blocked response has reached its cut: the rest is dropped
 	ended    bool // the final response event went out
-	dead     bool // an event the proxy does not understand ended the response
 }
 
 // respMeta is what read learned of an event, for write.
@@ -437,7 +436,7 @@ func (it *respItem) partText(key int) *text {
 func (w *responsesWire) write(s *streamFilter, e *event) {
 	meta := w.meta[e]
 	delete(w.meta, e)
-	if w.dead || w.ended {
+	if w.ended {
 		return
 	}
 	if e.data == nil {
@@ -446,10 +445,7 @@ func (w *responsesWire) write(s *streamFilter, e *event) {
 	}
 	c := s.choice(0)
 	if meta.poison != "" && c.blocked == nil && !c.final {
-		w.dead = true
-		s.out.Write(w.errorEvent("server_error", "unsupported_output",
-			"cleanroom does not check "+meta.poison+", so it ended the response here"))
-		s.end(fmt.Errorf("a response with %s", meta.poison))
+		s.abort(meta.poison)
 		return
 	}
 	switch {

@@ -21,9 +21,9 @@ type respSlot struct {
 // "content_filter", url_citation annotations on the output text and
 // copyleft_matches.
 func (w *responsesWire) whole(f *filter, body []byte) ([]byte, error) {
-	obj, err := decodeObject(body)
+	obj, err := decodeWhole(body)
 	if err != nil {
-		return body, nil // not a JSON object: nothing a client can read either
+		return nil, err
 	}
 	if e, ok := obj["error"]; ok && e != nil {
 		f.upstreamErr = "status"

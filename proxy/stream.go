@@ -27,6 +27,7 @@ type streamFilter struct {
 	touched []*choice // choices added to since they were last decided
 	now     time.Time // when the events being read arrived; then when they were read
 	ended   bool
+	aborted bool // a wire met what it cannot pass: nothing more goes out
 	closed  bool
 	onEnd   func(f *streamFilter, err error) // called once, when the stream ends
 	endErr  error
@@ -274,7 +275,7 @@ func (s *streamFilter) release() {
 	clear(s.queue[len(kept):])
 	s.queue = kept
 	s.emitFinals(kept)
-	if s.allBlocked() {
+	if s.allBlocked() && !s.aborted {
 		// Nothing more will reach the client: stop the model.
 		s.wire.stop(s)
 		s.end(nil)
@@ -284,7 +285,7 @@ func (s *streamFilter) release() {
 // emitFinals ends the blocked choices that have no event left to go out among
 // pending.
 func (s *streamFilter) emitFinals(pending []*event) {
-	if s.blockedChoices == 0 {
+	if s.blockedChoices == 0 || s.aborted {
 		return
 	}
 	for _, c := range s.choices {
@@ -322,8 +323,25 @@ func (s *streamFilter) allBlocked() bool {
 
 // emit writes an event, as its wire says.
 func (s *streamFilter) emit(e *event) {
+	if s.aborted {
+		return
+	}
 	s.s.metrics.holdback.Observe(s.now.Sub(e.arrived).Seconds())
 	s.wire.write(s, e)
+}
+
+// abort ends the stream here, with an error event saying why: the wire met an
+// event it cannot check (one it cannot read, or a kind of text it does not know),
+// which must not pass unchecked. What was checked before it has gone out; nothing
+// after it does.
+func (s *streamFilter) abort(what string) {
+	if s.ended {
+		return
+	}
+	s.out.Write(s.wire.errorEvent("upstream_error", "upstream_stream_unreadable",
+		"cleanroom cannot check "+what+", so it ended the response here"))
+	s.aborted = true
+	s.end(fmt.Errorf("an upstream event the proxy cannot check: %s", what))
 }
 
 // has reports whether e carries a part of kind k for c.

@@ -1,6 +1,7 @@
-// Command upstream serves a fake OpenAI-compatible completion API for tests, load
-// tests and demos of the proxy: a model that echoes the last user message or, with
-// replay files, regurgitates them.
+// Command upstream serves a fake model API for tests, load tests and demos of the
+// proxy: OpenAI's chat completions, completions and Responses API, Anthropic's
+// Messages API and Ollama's /api/chat and /api/generate, answered by a model that
+// echoes the last user message or, with replay files, regurgitates them.
 //
 //	upstream [--listen ADDR] [--markdown] [--seed N] [--wire LIST] [--fault LIST] [--admin] [--replay FILE]... [FILE...]
 //

@@ -55,14 +55,30 @@ func TestRun(t *testing.T) {
 	if len(v.Choices) != 1 || v.Choices[0].Message.Content != want {
 		t.Errorf("answer %+v, want content %q", v, want)
 	}
+	for _, c := range []struct{ path, body, field string }{
+		{upstream.MessagesPath, `{"model":"m","max_tokens":99,"messages":[{"role":"user","content":"write lib"}]}`, `"text":`},
+		{upstream.ResponsesPath, `{"model":"m","input":"write lib"}`, `"logprobs":[],"text":`},
+		{upstream.OllamaChatPath, `{"model":"m","stream":false,"messages":[{"role":"user","content":"write lib"}]}`, `"content":`},
+	} {
+		resp, err := http.Post("http://"+addr+c.path, "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		quoted, _ := json.Marshal(want)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), c.field+string(quoted)) {
+			t.Errorf("%s: %d %s, want %s%s", c.path, resp.StatusCode, b, c.field, quoted)
+		}
+	}
 	resp, err = http.Get("http://" + addr + "/_upstream/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
 	stats, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(stats), `"requests":1`) {
-		t.Errorf("stats %s, want 1 request", stats)
+	if !strings.Contains(string(stats), `"requests":4`) {
+		t.Errorf("stats %s, want 4 requests", stats)
 	}
 
 	cancel()

@@ -43,15 +43,16 @@ type contentFilterResults struct {
 }
 
 type copyleftMatch struct {
-	License   string `json:"license"`
-	Repo      string `json:"repo"`
-	Path      string `json:"path"`
-	StartLine int    `json:"start_line"`
-	EndLine   int    `json:"end_line"`
-	Tokens    int    `json:"tokens"`
-	URL       string `json:"url"`
-	Version   string `json:"version"`
-	Action    string `json:"action"`
+	License   string  `json:"license"`
+	Repo      string  `json:"repo"`
+	Path      string  `json:"path"`
+	StartLine int     `json:"start_line"`
+	EndLine   int     `json:"end_line"`
+	Tokens    int     `json:"tokens"`
+	Share     float64 `json:"share"`
+	URL       string  `json:"url"`
+	Version   string  `json:"version"`
+	Action    string  `json:"action"`
 }
 
 // A reply is what the upstream answers for one choice: Text, and the source it

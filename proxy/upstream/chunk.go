@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"encoding/json"
+	"iter"
 	"math/rand/v2"
 	"unicode/utf8"
 )
@@ -131,6 +132,26 @@ func (c *chunker) next() ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// chatEvents are the chunks of a streamed chat or legacy answer, and the usage chunk
+// if asked.
+func chatEvents(a *answer, rng *rand.Rand) iter.Seq[event] {
+	return func(yield func(event) bool) {
+		ch := newChunker(a, rng)
+		for {
+			data, ok := ch.next()
+			if !ok {
+				break
+			}
+			if !yield(event{data: data}) {
+				return
+			}
+		}
+		if a.req.IncludeUsage {
+			yield(event{data: ch.usageChunk()})
+		}
+	}
 }
 
 // usageChunk returns the chunk that include_usage adds after the last choice chunk.

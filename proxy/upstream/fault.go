@@ -16,7 +16,8 @@ const FaultHeader = "X-Upstream-Fault"
 type FaultKind int
 
 const (
-	// FaultStatus answers Status (default 500) with an OpenAI error body.
+	// FaultStatus answers Status (default 500) with an error body in the API's
+	// shape (OpenAI's, Anthropic's {"type":"error",...}, Ollama's {"error":...}).
 	FaultStatus FaultKind = iota + 1
 	// FaultHTML answers Status (default 502) with a text/html page, as a load
 	// balancer in front of a model server does.
@@ -33,17 +34,23 @@ const (
 	// handler aborts instead (panic(http.ErrAbortHandler)), which resets the stream.
 	FaultDrop
 	// FaultTruncate ends the response cleanly after After events but without the
-	// final "data: [DONE]". A non-streamed answer ends cleanly halfway through its
-	// body, which is then not valid JSON.
+	// stream's closing event: "data: [DONE]", response.completed (Responses),
+	// message_stop (Messages) or the line with done true (Ollama); an After past the
+	// end leaves out just that event. A non-streamed answer ends cleanly halfway
+	// through its body, which is then not valid JSON.
 	FaultTruncate
 	// FaultGarbage sends, after After events, a line that is not an SSE field and an
-	// event whose data is not JSON, then goes on with the stream. A non-streamed
-	// answer is replaced by a body that is not JSON.
+	// event whose data is not JSON (in NDJSON, two lines that are not JSON), then
+	// goes on with the stream. A non-streamed answer is replaced by a body that is
+	// not JSON.
 	FaultGarbage
-	// FaultErrorEvent sends, after After events, an event whose data is an OpenAI
-	// error object ({"error":{...}}), as the API does when a model fails
-	// mid-stream, and ends the response without [DONE]. A non-streamed answer is
-	// that error object with status 200.
+	// FaultErrorEvent sends, after After events, the event the API sends when a
+	// model fails mid-stream, and ends the response without its closing event: an
+	// OpenAI error object ({"error":{...}}) for chat and legacy, "event: error" with
+	// {"type":"error","code":...,"message":...,"sequence_number":N} (Responses) or
+	// {"type":"error","error":{"type":"overloaded_error",...}} (Messages), a line
+	// {"error":"..."} (Ollama). A non-streamed answer is the API's error body with
+	// status 200.
 	FaultErrorEvent
 	// FaultHuge repeats each choice's content until it is Size bytes long (default
 	// 4 MiB), far longer than any model's reply. An empty content is filled with a
@@ -99,14 +106,14 @@ func (f Fault) String() string {
 
 // ParseFaults reads a comma-separated list of faults, each NAME or NAME:ARG:
 //
-//	status:CODE       an OpenAI error body with status CODE (400, 401, 429, 500, 503, ...)
+//	status:CODE       an error body with status CODE (400, 401, 404, 429, 500, 503, 529, ...)
 //	html[:CODE]       a text/html error page, default 502
 //	slow:DURATION     wait before the first byte, e.g. slow:2s
 //	stall[:N]         stop after N events (default 2) and hang
 //	drop[:N]          close the connection after N events
-//	truncate[:N]      end after N events without [DONE]
+//	truncate[:N]      end after N events without the closing event ([DONE], ...)
 //	garbage[:N]       a non-SSE line and a non-JSON event after N events
-//	error-event[:N]   a data: {"error":...} event after N events, then end
+//	error-event[:N]   the API's mid-stream error event after N events, then end
 //	huge[:SIZE]       content repeated to SIZE bytes (suffix KB or MB allowed), default 4MB
 //
 // The empty string and "none" give no faults.

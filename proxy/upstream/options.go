@@ -27,7 +27,7 @@ type Options struct {
 	Wire Wire
 	// Faults apply to every request; a request's FaultHeader overrides them.
 	Faults []Fault
-	// APIKey, if set, is the only bearer token accepted.
+	// APIKey, if set, is the only key accepted (bearer token, or x-api-key for Messages).
 	APIKey string
 	// Admin serves the /_upstream/ routes (see Server.Admin).
 	Admin bool
@@ -51,7 +51,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 		o.Faults = f
 		return err
 	})
-	fs.StringVar(&o.APIKey, "api-key", o.APIKey, "accept only this bearer token (default: any)")
+	fs.StringVar(&o.APIKey, "api-key", o.APIKey, "accept only this key, as a bearer token or (Messages API) x-api-key (default: any)")
 	fs.BoolVar(&o.Admin, "admin", o.Admin, "serve GET /_upstream/stats and /_upstream/last")
 }
 

@@ -7,25 +7,35 @@ import (
 	"hash/fnv"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 )
 
-// Paths of the two completion endpoints.
+// Paths of the endpoints that answer with a model's reply.
 const (
-	ChatPath   = "/v1/chat/completions"
-	LegacyPath = "/v1/completions"
+	ChatPath           = "/v1/chat/completions" // OpenAI chat completions
+	LegacyPath         = "/v1/completions"      // OpenAI legacy completions
+	ResponsesPath      = "/v1/responses"        // OpenAI Responses API
+	MessagesPath       = "/v1/messages"         // Anthropic Messages API
+	OllamaChatPath     = "/api/chat"            // Ollama's native chat
+	OllamaGeneratePath = "/api/generate"        // Ollama's native completion
 )
 
 // maxN is the largest n the API accepts.
 const maxN = 128
 
 // A Request is the parsed body of a completion request, as much as a Script needs.
+// The APIs' conversations are read into Messages alike: the input items of the
+// Responses API and the messages of the Messages and Ollama APIs, with tool results
+// (function_call_output items, tool_result blocks, role "tool") as messages of role
+// "tool", so that the last user message is the last one a person wrote.
 type Request struct {
-	Path         string    // ChatPath or LegacyPath
-	Model        string    // required by both endpoints
-	Messages     []Message // chat only
-	Prompt       string    // legacy only: the prompt, or the first of an array of prompts
-	N            int       // choices to answer; default 1
+	Path         string    // one of the *Path constants
+	Model        string    // required by every endpoint
+	Messages     []Message // all but the legacy and Ollama generate endpoints
+	Prompt       string    // legacy: the prompt, or the first of an array of prompts; Ollama generate: prompt
+	System       string    // Responses: instructions; Messages and Ollama generate: system
+	N            int       // choices to answer; default 1, always 1 but for the chat and legacy endpoints
 	Stream       bool
 	IncludeUsage bool           // stream_options.include_usage
 	Tools        bool           // the request offered at least one tool
@@ -40,10 +50,10 @@ type Message struct {
 	Content string
 }
 
-// LastUser returns the content of the last user message (chat) or the prompt
-// (legacy).
+// LastUser returns the content of the last user message, or the prompt (legacy,
+// Ollama generate).
 func (r *Request) LastUser() string {
-	if r.Path == LegacyPath {
+	if r.Path == LegacyPath || r.Path == OllamaGeneratePath {
 		return r.Prompt
 	}
 	for i := len(r.Messages) - 1; i >= 0; i-- {
@@ -62,7 +72,7 @@ func (r *Request) hash() uint64 {
 	for _, m := range r.Messages {
 		fmt.Fprintf(h, "\x00%s\x00%s", m.Role, m.Content)
 	}
-	h.Write([]byte("\x00" + r.Prompt))
+	h.Write([]byte("\x00" + r.Prompt + "\x00" + r.System))
 	return mix(h.Sum64())
 }
 
@@ -116,12 +126,16 @@ func invalid(param, code, format string, args ...any) *Error {
 		Message: fmt.Sprintf(format, args...)}
 }
 
-// parseRequest checks and decodes a completion request body.
-func parseRequest(path string, body []byte) (*Request, error) {
-	var raw map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil || dec.More() || raw == nil {
-		return nil, invalid("", "", "We could not parse the JSON body of your request. The body must be a JSON object.")
+// openAINotJSON is OpenAI's answer to a body that is not a JSON object.
+const openAINotJSON = "We could not parse the JSON body of your request. The body must be a JSON object."
+
+// parseHead decodes a body and reads what the request of every endpoint has: the
+// model (required), stream and tools. notJSON and noModel are the API's messages for
+// a body that is not an object and for a missing model.
+func parseHead(path string, body []byte, notJSON, noModel string) (*Request, error) {
+	raw, ok := decodeObject(body)
+	if !ok {
+		return nil, invalid("", "", "%s", notJSON)
 	}
 	r := &Request{Path: path, Raw: raw, N: 1}
 	var err error
@@ -129,8 +143,26 @@ func parseRequest(path string, body []byte) (*Request, error) {
 		return nil, err
 	}
 	if r.Model == "" {
-		return nil, invalid("model", "", "you must provide a model parameter")
+		return nil, invalid("model", "", "%s", noModel)
 	}
+	if r.Stream, err = field[bool](raw, "stream", "a boolean"); err != nil {
+		return nil, err
+	}
+	tools, err := field[[]any](raw, "tools", "an array")
+	if err != nil {
+		return nil, err
+	}
+	r.Tools = len(tools) > 0
+	return r, nil
+}
+
+// parseRequest checks and decodes a completion request body.
+func parseRequest(path string, body []byte) (*Request, error) {
+	r, err := parseHead(path, body, openAINotJSON, "you must provide a model parameter")
+	if err != nil {
+		return nil, err
+	}
+	raw := r.Raw
 	if v, ok := raw["n"]; ok && v != nil {
 		f, isNum := v.(float64)
 		if !isNum || f != math.Trunc(f) {
@@ -141,24 +173,26 @@ func parseRequest(path string, body []byte) (*Request, error) {
 		}
 		r.N = int(f)
 	}
-	if r.Stream, err = field[bool](raw, "stream", "a boolean"); err != nil {
-		return nil, err
-	}
 	if so, err := field[map[string]any](raw, "stream_options", "an object"); err != nil {
 		return nil, err
 	} else if r.IncludeUsage, err = field[bool](so, "include_usage", "a boolean"); err != nil {
 		err.(*Error).Param = "stream_options.include_usage"
 		return nil, err
 	}
-	tools, err := field[[]any](raw, "tools", "an array")
-	if err != nil {
-		return nil, err
-	}
-	r.Tools = len(tools) > 0
 	if path == LegacyPath {
 		return r, r.parsePrompt()
 	}
 	return r, r.parseMessages()
+}
+
+// decodeObject decodes a body that must be one JSON object.
+func decodeObject(body []byte) (map[string]any, bool) {
+	var raw map[string]any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil || dec.More() || raw == nil {
+		return nil, false
+	}
+	return raw, true
 }
 
 // field returns raw[name] as a T, the zero T if it is absent or null, and an error if
@@ -229,27 +263,38 @@ func (r *Request) parseMessages() error {
 		if err != nil || role == "" {
 			return invalid(param+".role", "", "Invalid or missing 'role' in %s.", param)
 		}
-		msg := Message{Role: role}
-		switch c := m["content"].(type) {
-		case nil:
-		case string:
-			msg.Content = c
-		case []any:
-			var sb strings.Builder
-			for j, part := range c {
-				p, ok := part.(map[string]any)
-				if !ok {
-					return typeError(fmt.Sprintf("%s.content[%d]", param, j), "an object", part)
-				}
-				if text, ok := p["text"].(string); ok && (p["type"] == "text" || p["type"] == nil) {
-					sb.WriteString(text)
-				}
-			}
-			msg.Content = sb.String()
-		default:
-			return typeError(param+".content", "a string or an array", c)
+		text, err := textOf(m["content"], param+".content", "[%d]", "text")
+		if err != nil {
+			return err
 		}
-		r.Messages = append(r.Messages, msg)
+		r.Messages = append(r.Messages, Message{Role: role, Content: text})
 	}
 	return nil
+}
+
+// textOf returns the text of a content: a string, or the concatenated text of the
+// parts of an array whose type is one of types (or absent); null is "". Other parts
+// (images, audio, files) are left out. index formats a part's index after param in
+// error messages ("[%d]" or ".%d").
+func textOf(content any, param, index string, types ...string) (string, error) {
+	switch c := content.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return c, nil
+	case []any:
+		var sb strings.Builder
+		for j, v := range c {
+			p, ok := v.(map[string]any)
+			if !ok {
+				return "", typeError(param+fmt.Sprintf(index, j), "an object", v)
+			}
+			typ, _ := p["type"].(string)
+			if text, ok := p["text"].(string); ok && (p["type"] == nil || slices.Contains(types, typ)) {
+				sb.WriteString(text)
+			}
+		}
+		return sb.String(), nil
+	}
+	return "", typeError(param, "a string or an array", content)
 }

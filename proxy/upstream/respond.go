@@ -24,15 +24,22 @@ type answer struct {
 
 func newAnswer(req *Request, replies []Reply) *answer {
 	a := &answer{req: req, replies: replies, created: time.Now().Unix()}
-	prefix := "chatcmpl-"
-	if req.Path == LegacyPath {
+	prefix, callPrefix, n := "chatcmpl-", "call_", 29
+	switch req.Path {
+	case LegacyPath:
 		prefix = "cmpl-"
+	case ResponsesPath:
+		prefix, n = "resp_", 48
+	case MessagesPath:
+		prefix, callPrefix, n = "msg_01", "toolu_01", 22
+	case OllamaChatPath, OllamaGeneratePath:
+		prefix = ""
 	}
-	a.id = prefix + randomID(29)
+	a.id = prefix + randomID(n)
 	a.callIDs = make([][]string, len(replies))
 	for i, r := range replies {
-		for range r.ToolCalls {
-			a.callIDs[i] = append(a.callIDs[i], "call_"+randomID(24))
+		for range len(r.ToolCalls) + len(r.CustomToolCalls) {
+			a.callIDs[i] = append(a.callIDs[i], callPrefix+randomID(24))
 		}
 	}
 	return a
@@ -81,21 +88,36 @@ func CountTokens(s string) int {
 	return n
 }
 
-func (a *answer) usage() Usage {
-	var u Usage
-	if a.req.Path == LegacyPath {
-		u.PromptTokens = CountTokens(a.req.Prompt)
-	} else {
-		for _, m := range a.req.Messages {
-			u.PromptTokens += 3 + CountTokens(m.Content)
+// tokens is the part's count in usage objects.
+func (p part) tokens() int {
+	if p.kind == partCall || p.kind == partCustom {
+		return 3 + CountTokens(p.name) + CountTokens(p.text)
+	}
+	return CountTokens(p.text)
+}
+
+// reasoningTokens counts the reasoning parts of every reply.
+func (a *answer) reasoningTokens() int {
+	n := 0
+	for i := range a.replies {
+		for _, p := range a.parts(i) {
+			if p.kind == partReasoning {
+				n += p.tokens()
+			}
 		}
 	}
-	for _, r := range a.replies {
-		u.CompletionTokens += CountTokens(r.Content)
-		if a.req.Path == ChatPath {
-			for _, c := range r.ToolCalls {
-				u.CompletionTokens += 3 + CountTokens(c.Name) + CountTokens(c.Arguments)
-			}
+	return n
+}
+
+func (a *answer) usage() Usage {
+	var u Usage
+	u.PromptTokens = CountTokens(a.req.Prompt) + CountTokens(a.req.System)
+	for _, m := range a.req.Messages {
+		u.PromptTokens += 3 + CountTokens(m.Content)
+	}
+	for i := range a.replies {
+		for _, p := range a.parts(i) {
+			u.CompletionTokens += p.tokens()
 		}
 	}
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens

@@ -9,14 +9,26 @@ import (
 
 // A Reply is what the fake model answers for one choice.
 type Reply struct {
-	// Content is the assistant text (chat) or the completion text (legacy).
+	// Content is the assistant text (chat, Responses, Messages, Ollama chat) or the
+	// completion text (legacy, Ollama generate).
 	Content string `json:"content,omitempty"`
-	// ToolCalls are chat tool calls, sent after Content. Legacy completions ignore
-	// them.
+	// Reasoning is the model's thinking, sent before Content: a reasoning item's
+	// summary text (Responses), a thinking block with a signature (Messages), the
+	// message's or answer's "thinking" (Ollama). The chat and legacy endpoints
+	// ignore it.
+	Reasoning string `json:"reasoning,omitempty"`
+	// ToolCalls are function calls, sent after Content. Legacy completions and
+	// Ollama generate ignore them. The Messages and Ollama APIs carry the arguments
+	// as an object, so there Arguments must be a JSON object (empty means {}).
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	// CustomToolCalls are calls of custom (freeform) tools, sent after ToolCalls;
+	// only the Responses API answers them (custom_tool_call items).
+	CustomToolCalls []CustomToolCall `json:"custom_tool_calls,omitempty"`
 	// Finish is the finish_reason. Default "stop", or "tool_calls" when there are
 	// ToolCalls (as the API answers when a model calls tools, with or without text
-	// before the calls). Any string is sent as given, e.g. "length".
+	// before the calls). Any string is sent as given, e.g. "length". The other APIs
+	// translate it: "length" is an incomplete response (Responses), stop_reason
+	// "max_tokens" (Messages) and done_reason "length" (Ollama); see their files.
 	Finish string `json:"finish_reason,omitempty"`
 }
 
@@ -24,6 +36,12 @@ type Reply struct {
 type ToolCall struct {
 	Name      string `json:"name"`
 	Arguments string `json:"arguments"` // the JSON text of the arguments, streamed in pieces
+}
+
+// A CustomToolCall is one call of a custom tool: freeform text input, not JSON.
+type CustomToolCall struct {
+	Name  string `json:"name"`
+	Input string `json:"input"` // streamed in pieces
 }
 
 // finish returns the finish_reason of r for the endpoint at path.
@@ -109,6 +127,10 @@ func cycle(replies []Reply, n int) []Reply {
 // still say what the model answers:
 //
 //	#upstream: [{"content":"Hello"},{"tool_calls":[{"name":"f","arguments":"{\"x\":1}"}]}]
+//	#upstream: {"reasoning":"Think first.","content":"Hi","custom_tool_calls":[{"name":"sh","input":"ls -l"}]}
+//
+// The endpoints that answer one choice (Responses, Messages, Ollama) answer the
+// first reply.
 const DirectivePrefix = "#upstream:"
 
 // Directive returns the first line of a message that scripts replies as given.

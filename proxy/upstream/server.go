@@ -1,14 +1,28 @@
-// Package upstream is a fake OpenAI-compatible completion API for testing the proxy:
-// it speaks the wire format of POST /v1/chat/completions, POST /v1/completions and
-// GET /v1/models exactly, and plays a model that answers what a Script says, such as
-// corpus text it regurgitates.
+// Package upstream is a fake model server for testing the proxy: it speaks the wire
+// formats of these APIs exactly, and plays a model that answers what a Script says,
+// such as corpus text it regurgitates:
 //
-// Streams are cut unevenly on purpose. Each choice's content is split into deltas of
-// 1 to 40 bytes at random (never inside a UTF-8 character, as the API never does),
-// the deltas of several choices are interleaved, and the bytes of the events are
-// written in uneven pieces (see Wire). Faults (see Fault) make the server misbehave
-// in the ways real servers do: error statuses, HTML error pages, slow starts, stalls,
-// dropped connections, truncated streams, garbage and mid-stream error events.
+//   - OpenAI: POST /v1/chat/completions (ChatPath), POST /v1/completions
+//     (LegacyPath), GET /v1/models, and the Responses API, POST /v1/responses
+//     (ResponsesPath; see responses.go);
+//   - Anthropic: the Messages API, POST /v1/messages (MessagesPath; messages.go);
+//   - Ollama: POST /api/chat (OllamaChatPath) and POST /api/generate
+//     (OllamaGeneratePath), NDJSON streams that are on unless "stream": false, and
+//     minimal GET /api/tags, GET /api/version and POST /api/show (ollama.go).
+//
+// Each API answers with its own objects, stream events and error shapes; the Reply
+// a Script returns is translated for each (reasoning, text, tool calls and custom
+// tool calls become output items, content blocks or message fields). Other paths
+// are a 404 in OpenAI's error shape (Ollama's under /api/).
+//
+// Streams are cut unevenly on purpose. Each text (content, reasoning, a call's
+// arguments or input) is split into deltas of 1 to 40 bytes at random (never inside
+// a UTF-8 character, as the APIs never do), the deltas of several chat choices are
+// interleaved, and the bytes of the events (SSE events, or NDJSON lines) are written
+// in uneven pieces (see Wire). Faults (see Fault) make the server misbehave in the
+// ways real servers do: error statuses, HTML error pages, slow starts, stalls,
+// dropped connections, truncated streams, garbage and mid-stream error events, each
+// in the shape of the API asked.
 //
 // The server records the last request and counts requests, streams and clients that
 // went away, so that tests can check what a proxy forwarded and that a client's
@@ -17,13 +31,15 @@
 // Tests that cannot reach the Go value (SDK tests in other languages, a server run
 // with cmd/upstream) steer each request through it: the header X-Upstream-Fault
 // (ParseFaults) picks faults, X-Upstream-Wire (ParseWire) picks the framing, and a
-// last user message whose first line is "#upstream: JSON" (DirectivePrefix) scripts
-// the replies. With Admin set, GET /_upstream/stats and /_upstream/last report the
-// counts and the last request.
+// last user message (a Responses input item, a Messages text block, an Ollama
+// message, a prompt) whose first line is "#upstream: JSON" (DirectivePrefix)
+// scripts the replies. With Admin set, GET /_upstream/stats and /_upstream/last
+// report the counts and the last request.
 package upstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"hash/fnv"
 	"io"
@@ -53,8 +69,8 @@ type Server struct {
 	// Seed seeds the uneven chunking. The same Seed and request body give the same
 	// deltas and the same write boundaries.
 	Seed int64
-	// APIKey, if set, is the only bearer token accepted; others get a 401. Empty
-	// accepts any request.
+	// APIKey, if set, is the only bearer token accepted (the Messages API also takes
+	// it as x-api-key); others get a 401. Empty accepts any request.
 	APIKey string
 	// Log receives a line per request. Nil: no logging.
 	Log *slog.Logger
@@ -142,8 +158,7 @@ func (s *Server) closedChan() chan struct{} {
 	return s.closed
 }
 
-// ServeHTTP answers the OpenAI routes; anything else is a 404 in the OpenAI error
-// shape.
+// ServeHTTP answers the routes of the package doc; anything else is a 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.Admin && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/_upstream/") {
 		s.admin(w, r)
@@ -157,22 +172,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.Log != nil {
 		s.Log.Info("request", "method", r.Method, "path", r.URL.Path, "bytes", len(body))
 	}
+	f, known := formatOf(r.URL.Path)
 	if err != nil {
-		writeError(w, &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Message: "could not read the request body"})
+		writeFormatError(w, f, &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Message: "could not read the request body"})
 		return
 	}
-	if s.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+s.APIKey {
-		writeError(w, &Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
-			Message: "Incorrect API key provided. You can find your API key at the provider."})
+	if s.APIKey != "" && !f.authorized(r.Header, s.APIKey) {
+		writeFormatError(w, f, f.statusError(http.StatusUnauthorized, nil))
 		return
 	}
 	switch {
-	case r.Method == http.MethodPost && (r.URL.Path == ChatPath || r.URL.Path == LegacyPath):
-		s.complete(w, r, body)
+	case known && r.Method == http.MethodPost:
+		s.complete(w, r, f, body)
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
 		writeJSON(w, http.StatusOK, modelList())
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/models/") && isModel(r.URL.Path[len("/v1/models/"):]):
 		writeJSON(w, http.StatusOK, marshal(modelObject(r.URL.Path[len("/v1/models/"):])))
+	case r.Method == http.MethodGet && r.URL.Path == "/api/tags":
+		writeJSON(w, http.StatusOK, ollamaTags())
+	case r.Method == http.MethodGet && r.URL.Path == "/api/version":
+		writeJSON(w, http.StatusOK, []byte(`{"version":"`+ollamaVersion+`"}`))
+	case r.Method == http.MethodPost && r.URL.Path == "/api/show":
+		ollamaShow(w, body)
+	case strings.HasPrefix(r.URL.Path, "/api/"):
+		writeFormatError(w, f, &Error{Status: http.StatusNotFound, Message: "404 page not found"})
 	default:
 		writeError(w, &Error{Status: http.StatusNotFound, Type: "invalid_request_error",
 			Message: "Invalid URL (" + r.Method + " " + r.URL.Path + ")"})
@@ -195,48 +218,47 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// complete answers one completion request.
-func (s *Server) complete(w http.ResponseWriter, r *http.Request, body []byte) {
+// complete answers one request for a model's reply in format f.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, f format, body []byte) {
 	faults, wire, err := s.options(r)
 	if err != nil {
-		writeError(w, invalid("", "", "%v", err))
+		writeFormatError(w, f, invalid("", "", "%v", err))
 		return
 	}
-	req, err := parseRequest(r.URL.Path, body)
+	req, err := f.parse(r.URL.Path, body)
 	if err != nil {
-		writeError(w, asError(err))
+		writeFormatError(w, f, asError(err))
 		return
 	}
 	replies, err := s.replies(req)
 	if err != nil {
-		writeError(w, asError(err))
+		writeFormatError(w, f, asError(err))
 		return
 	}
-	if f, ok := faults.has(FaultSlow); ok && !s.wait(r.Context(), f.Delay) {
+	if fault, ok := faults.has(FaultSlow); ok && !s.wait(r.Context(), fault.Delay) {
 		s.gone.Add(1)
 		return
 	}
-	if f, ok := faults.has(FaultStatus); ok {
-		writeError(w, statusError(f.Status))
+	if fault, ok := faults.has(FaultStatus); ok {
+		writeFormatError(w, f, f.statusError(fault.Status, req))
 		return
 	}
-	if f, ok := faults.has(FaultHTML); ok {
-		writeHTML(w, f.Status)
+	if fault, ok := faults.has(FaultHTML); ok {
+		writeHTML(w, fault.Status)
 		return
 	}
-	if f, ok := faults.has(FaultHuge); ok {
+	if fault, ok := faults.has(FaultHuge); ok {
 		for i := range replies {
-			replies[i].Content = huge(replies[i].Content, f.Size)
+			replies[i].Content = huge(replies[i].Content, fault.Size)
 		}
 	}
 	a := newAnswer(req, replies)
 	rng := rand.New(rand.NewPCG(uint64(s.Seed), hashBytes(body)))
-	w.Header().Set("X-Request-Id", "req_"+randomID(24))
-	w.Header().Set("Openai-Model", req.Model)
+	f.headers(w.Header(), a)
 	if req.Stream {
-		s.stream(w, r, a, faults, wire, rng)
+		s.stream(w, r, f, a, faults, wire, rng)
 	} else {
-		s.whole(w, r, a, faults)
+		s.whole(w, r, f, a, faults)
 	}
 }
 
@@ -278,13 +300,39 @@ func (s *Server) replies(req *Request) ([]Reply, error) {
 	for i := range replies {
 		r := &replies[i]
 		r.Content = sanitize(r.Content)
+		r.Reasoning = sanitize(r.Reasoning)
 		r.ToolCalls = append([]ToolCall(nil), r.ToolCalls...)
 		for j := range r.ToolCalls {
-			r.ToolCalls[j].Name = sanitize(r.ToolCalls[j].Name)
-			r.ToolCalls[j].Arguments = sanitize(r.ToolCalls[j].Arguments)
+			c := &r.ToolCalls[j]
+			c.Name, c.Arguments = sanitize(c.Name), sanitize(c.Arguments)
+			if objectArguments(req.Path) {
+				if strings.TrimSpace(c.Arguments) == "" {
+					c.Arguments = "{}"
+				}
+				if !isJSONObject(c.Arguments) {
+					return nil, &Error{Status: http.StatusInternalServerError, Type: "server_error",
+						Message: "upstream: tool call arguments must be a JSON object for " + req.Path}
+				}
+			}
+		}
+		r.CustomToolCalls = append([]CustomToolCall(nil), r.CustomToolCalls...)
+		for j := range r.CustomToolCalls {
+			c := &r.CustomToolCalls[j]
+			c.Name, c.Input = sanitize(c.Name), sanitize(c.Input)
 		}
 	}
 	return replies, nil
+}
+
+// objectArguments reports whether the endpoint at path sends tool call arguments as
+// a JSON object rather than as its text.
+func objectArguments(path string) bool {
+	return path == MessagesPath || path == OllamaChatPath
+}
+
+func isJSONObject(s string) bool {
+	var v map[string]any
+	return json.Unmarshal([]byte(s), &v) == nil && v != nil
 }
 
 // wait sleeps for d and reports whether it slept the whole time: false if the client
@@ -337,6 +385,11 @@ func statusError(status int) *Error {
 
 func writeError(w http.ResponseWriter, e *Error) {
 	writeJSON(w, e.Status, e.body())
+}
+
+// writeFormatError answers e in the error shape of format f.
+func writeFormatError(w http.ResponseWriter, f format, e *Error) {
+	writeJSON(w, e.Status, f.errorBody(e))
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {

@@ -9,48 +9,52 @@ import (
 // cutKinds are the faults that end a stream early, in the order they are checked.
 var cutKinds = []FaultKind{FaultStall, FaultDrop, FaultTruncate, FaultErrorEvent}
 
-// stream writes a streamed answer: the chunks of every choice, the usage chunk if
-// asked, and [DONE], unless a fault cuts it short.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, a *answer, faults faultSet, wire Wire, rng *rand.Rand) {
+// stream writes a streamed answer in format f: its events and the format's last
+// event ([DONE]), unless a fault cuts it short.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, f format, a *answer, faults faultSet, wire Wire, rng *rand.Rand) {
 	s.streams.Add(1)
 	n := s.active.Add(1)
 	defer s.active.Add(-1)
 	for m := s.maxActive.Load(); n > m && !s.maxActive.CompareAndSwap(m, n); m = s.maxActive.Load() {
 	}
 
-	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
+	if f.ndjson() {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	} else {
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+	}
 	w.WriteHeader(http.StatusOK)
-	sw := newSSEWriter(w, rng, wire)
+	sw := newSSEWriter(w, rng, wire, f.ndjson())
 	if err := sw.rc.Flush(); err != nil {
 		s.gone.Add(1)
 		return
 	}
-	if wire.Comments {
+	if wire.Comments && !sw.ndjson {
 		sw.comment()
 	}
 	ctx := r.Context()
-	ch := newChunker(a, rng)
-	usageDue := a.req.IncludeUsage
-	for {
-		data, ok := ch.next()
-		if !ok && usageDue {
-			data, ok, usageDue = ch.usageChunk(), true, false
-		}
-		if _, hit := faults.strikes(FaultGarbage, sw.events, !ok); hit {
-			sw.raw([]byte("garbage\x7f not an SSE field" + sw.eol()))
-			sw.raw([]byte("data: {\"id\": not JSON" + sw.eol() + sw.eol()))
+	// strike applies the faults due once sw.events events are out, and reports
+	// whether one ended the stream.
+	strike := func(end bool) bool {
+		if _, hit := faults.strikes(FaultGarbage, sw.events, end); hit {
+			sw.garbage()
 		}
 		for _, k := range cutKinds {
-			if f, hit := faults.strikes(k, sw.events, !ok); hit {
-				s.cut(w, r, sw, f)
-				return
+			if fault, hit := faults.strikes(k, sw.events, end); hit {
+				s.cut(r, f, a, sw, fault)
+				return true
 			}
 		}
-		if !ok {
-			break
+		return false
+	}
+	closed := false // the format's closing event came
+	for ev := range f.events(a, rng) {
+		closed = ev.last
+		if strike(ev.last) {
+			return
 		}
-		if err := sw.event(data); err != nil {
+		if err := sw.event(ev); err != nil {
 			s.gone.Add(1) // a failed write means the client went away
 			return
 		}
@@ -59,21 +63,24 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, a *answer, fault
 			return
 		}
 	}
-	if sw.event([]byte("[DONE]")) != nil || sw.flush() != nil {
+	if !closed && strike(true) {
+		return
+	}
+	if done := f.done(); done != nil && sw.event(event{data: done}) != nil || sw.flush() != nil {
 		s.gone.Add(1)
 	}
 }
 
 // cut ends a stream with fault f.
-func (s *Server) cut(w http.ResponseWriter, r *http.Request, sw *sseWriter, f Fault) {
-	if f.Kind == FaultErrorEvent {
-		sw.event(statusError(http.StatusInternalServerError).body())
+func (s *Server) cut(r *http.Request, f format, a *answer, sw *sseWriter, fault Fault) {
+	if fault.Kind == FaultErrorEvent {
+		sw.event(f.errorEvent(a, sw.events))
 	}
 	if err := sw.flush(); err != nil {
 		s.gone.Add(1)
 		return
 	}
-	switch f.Kind {
+	switch fault.Kind {
 	case FaultStall:
 		s.stall(r)
 	case FaultDrop:
@@ -103,10 +110,10 @@ func drop(rc *http.ResponseController) {
 }
 
 // whole writes a non-streamed answer. Faults that cut a stream cut the body halfway.
-func (s *Server) whole(w http.ResponseWriter, r *http.Request, a *answer, faults faultSet) {
-	body := a.whole()
+func (s *Server) whole(w http.ResponseWriter, r *http.Request, f format, a *answer, faults faultSet) {
+	body := f.whole(a)
 	if _, ok := faults.has(FaultErrorEvent); ok {
-		body = statusError(http.StatusInternalServerError).body()
+		body = f.errorBody(f.statusError(http.StatusInternalServerError, a.req))
 	}
 	if _, ok := faults.has(FaultGarbage); ok {
 		body = []byte("{\"id\": not JSON\n")

@@ -96,17 +96,20 @@ type sseWriter struct {
 	rc     *http.ResponseController
 	rng    *rand.Rand
 	opt    Wire
+	ndjson bool   // frame events as JSON lines, not SSE
 	buf    []byte // framed bytes not yet written
-	starts []int  // offsets in buf just past each held event's "data:" prefix
+	starts []int  // offsets in buf just past each held event's "data:" prefix (its start in NDJSON)
 	events int    // data events framed so far
 }
 
-func newSSEWriter(w http.ResponseWriter, rng *rand.Rand, opt Wire) *sseWriter {
-	return &sseWriter{w: w, rc: http.NewResponseController(w), rng: rng, opt: opt}
+// newSSEWriter returns a writer of SSE events, or with ndjson of JSON lines (NDJSON
+// has no comments, event names or CRLF; the other Wire options hold).
+func newSSEWriter(w http.ResponseWriter, rng *rand.Rand, opt Wire, ndjson bool) *sseWriter {
+	return &sseWriter{w: w, rc: http.NewResponseController(w), rng: rng, opt: opt, ndjson: ndjson}
 }
 
 func (sw *sseWriter) eol() string {
-	if sw.opt.CRLF {
+	if sw.opt.CRLF && !sw.ndjson {
 		return "\r\n"
 	}
 	return "\n"
@@ -117,35 +120,60 @@ func (sw *sseWriter) comment() {
 	sw.buf = append(sw.buf, ": keep-alive"+sw.eol()+sw.eol()...)
 }
 
-// event frames one data event and writes it, or holds it back to go out with the
-// next ones.
-func (sw *sseWriter) event(data []byte) error {
+// event frames one event and writes it, or holds it back to go out with the next
+// ones. An event without a name gets "event: message" with Wire.Events.
+func (sw *sseWriter) event(ev event) error {
+	data := ev.data
+	if sw.opt.ASCII {
+		data = escapeASCII(data)
+	}
+	if sw.ndjson {
+		sw.starts = append(sw.starts, len(sw.buf))
+		sw.buf = append(append(sw.buf, data...), '\n')
+		sw.events++
+		return sw.release()
+	}
 	if sw.opt.Comments && sw.rng.IntN(6) == 0 {
 		sw.comment()
 	}
-	if sw.opt.Events {
-		sw.buf = append(sw.buf, "event: message"+sw.eol()...)
+	if ev.name == "" && sw.opt.Events {
+		ev.name = "message"
+	}
+	if ev.name != "" {
+		sw.buf = append(sw.buf, "event:"...)
+		if !sw.opt.NoSpace {
+			sw.buf = append(sw.buf, ' ')
+		}
+		sw.buf = append(sw.buf, ev.name+sw.eol()...)
 	}
 	sw.buf = append(sw.buf, "data:"...)
 	if !sw.opt.NoSpace {
 		sw.buf = append(sw.buf, ' ')
 	}
 	sw.starts = append(sw.starts, len(sw.buf))
-	if sw.opt.ASCII {
-		data = escapeASCII(data)
-	}
 	sw.buf = append(sw.buf, data...)
 	sw.buf = append(sw.buf, sw.eol()+sw.eol()...)
 	sw.events++
+	return sw.release()
+}
+
+// release writes what is held, or now and then holds it for the next events.
+func (sw *sseWriter) release() error {
 	if !sw.opt.Whole && len(sw.starts) < maxHeld && sw.rng.IntN(4) == 0 {
 		return nil
 	}
 	return sw.flush()
 }
 
-// raw frames bytes as they are, for garbage.
-func (sw *sseWriter) raw(b []byte) {
-	sw.buf = append(sw.buf, b...)
+// garbage frames a line that is not an SSE field (not JSON in NDJSON) and an event
+// (a line) whose data is not JSON.
+func (sw *sseWriter) garbage() {
+	if sw.ndjson {
+		sw.buf = append(sw.buf, "garbage\x7f not JSON\n{\"model\": not JSON\n"...)
+		return
+	}
+	sw.buf = append(sw.buf, "garbage\x7f not an SSE field"+sw.eol()...)
+	sw.buf = append(sw.buf, "data: {\"id\": not JSON"+sw.eol()+sw.eol()...)
 }
 
 // flush writes what is held, in one piece or several, flushing after each.
