@@ -66,13 +66,9 @@ func anthropicErrorObject(typ, code, param, message string) map[string]any {
 // (text blocks, tool results, tool inputs, thinking) and its system prompt are
 // what it sends; the last user message's text is the context.
 func parseMessagesRequest(body []byte) (*request, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil {
-		return nil, badf("", "the request body is not a JSON object: %v", err)
-	}
-	if dec.More() {
-		return nil, badf("", "the request body has data after its JSON object")
+	raw, err := decodeRequest(body)
+	if err != nil {
+		return nil, err
 	}
 	r := &request{endpoint: endpointMessages, n: 1, lang: fingerprint.Markdown}
 	if err := field(raw, "model", &r.model); err != nil {

@@ -65,13 +65,9 @@ func ollamaError(typ, code, param, message string) []byte {
 // the proxy does not read (raw, images, options, format, think, keep_alive, ...) is
 // forwarded untouched with the rest of the body.
 func parseOllama(generate bool, body []byte) (*request, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil {
-		return nil, badf("", "the request body is not a JSON object: %v", err)
-	}
-	if dec.More() {
-		return nil, badf("", "the request body has data after its JSON object")
+	raw, err := decodeRequest(body)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkFold(raw, "", "model", "stream", "messages", "prompt", "suffix", "system"); err != nil {
 		return nil, err

@@ -52,13 +52,9 @@ func badf(param, format string, args ...any) error {
 
 // parseRequest reads a chat or legacy completion request.
 func parseRequest(endpoint string, body []byte) (*request, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil {
-		return nil, badf("", "the request body is not a JSON object: %v", err)
-	}
-	if dec.More() {
-		return nil, badf("", "the request body has data after its JSON object")
+	raw, err := decodeRequest(body)
+	if err != nil {
+		return nil, err
 	}
 	r := &request{endpoint: endpoint, n: 1}
 	if err := field(raw, "model", &r.model); err != nil {
@@ -84,6 +80,20 @@ func parseRequest(endpoint string, body []byte) (*request, error) {
 		}
 	}
 	return r, nil
+}
+
+// decodeRequest decodes a request body: one JSON object, its members by their
+// exact keys.
+func decodeRequest(body []byte) (map[string]json.RawMessage, error) {
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil {
+		return nil, badf("", "the request body is not a JSON object: %v", err)
+	}
+	if dec.More() {
+		return nil, badf("", "the request body has data after its JSON object")
+	}
+	return raw, nil
 }
 
 // field decodes raw[name] into v, if present and not null.

@@ -41,13 +41,9 @@ func init() { formats = append(formats, responsesFormat) }
 // parseResponsesRequest reads a Responses request: its input (a string, or items
 // whose texts are all the request sends) and instructions are context and echo.
 func parseResponsesRequest(body []byte) (*request, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil {
-		return nil, badf("", "the request body is not a JSON object: %v", err)
-	}
-	if dec.More() {
-		return nil, badf("", "the request body has data after its JSON object")
+	raw, err := decodeRequest(body)
+	if err != nil {
+		return nil, err
 	}
 	r := &request{endpoint: endpointResponses, n: 1, lang: fingerprint.Markdown}
 	if err := field(raw, "model", &r.model); err != nil {
