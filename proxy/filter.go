@@ -148,11 +148,21 @@ func (f *filter) choice(i int) *choice {
 
 // newText adds a text of kind k to choice c.
 func (f *filter) newText(c *choice, k textKind) *text {
+	context := ""
+	if k == kindContent {
+		context = f.req.context
+	}
+	return f.newTextBehind(c, k, context)
+}
+
+// newTextBehind adds a text of kind k to choice c that is read behind context:
+// a run that context begins and the text goes on with is found whole.
+func (f *filter) newTextBehind(c *choice, k textKind, context string) *text {
 	t := &text{}
-	lang, context := fingerprint.C, ""
+	lang := fingerprint.C
 	switch k {
 	case kindContent:
-		lang, context = f.req.lang, f.req.context
+		lang = f.req.lang
 	case kindArgs:
 		t.dec, t.tool = &jsonStrings{}, true
 	case kindInput:

@@ -374,9 +374,8 @@ func (w *ollamaWire) read(s *streamFilter, ev sseEvent, e *event) {
 // context, the prompt's end for content), inside the code fence it left open, and
 // a run split between them is found.
 func (w *ollamaWire) resume(f *filter, c *choice, k textKind, context string, earlier *sofar) *text {
-	t := f.newText(c, k)
 	if len(earlier.tail) == 0 {
-		return t
+		return f.newText(c, k)
 	}
 	lang := fingerprint.Markdown
 	if k == kindContent {
@@ -389,8 +388,7 @@ func (w *ollamaWire) resume(f *filter, c *choice, k textKind, context string, ea
 	if lang == fingerprint.Markdown && earlier.fence != "" && !strings.Contains(ctx, earlier.fence) {
 		ctx = earlier.fence + "\n" + ctx // (only when the earlier text is long: ctx is all its)
 	}
-	t.det = newDetector(f.ctx, f.ix, lang, ctx, f.echo, f.s.opts.Match, f.hold, &f.storeErr)
-	return t
+	return f.newTextBehind(c, k, ctx)
 }
 
 // sofar follows a text across the texts it is split into: its end, and the
