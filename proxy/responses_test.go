@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"cleanroom/proxy/upstream"
 )
 
 // A respItemScript is one output item a scripted Responses upstream sends.
@@ -548,3 +550,53 @@ func TestPassthroughList(t *testing.T) {
 		}
 	}
 }
+
+// TestResponsesUpstreamFaults: the test upstream's Responses stream broken in
+// each way a server breaks one: the client gets the checked text, then one clear
+// error event, never response.completed, and the proxy does not panic; a huge
+// answer passes whole.
+func TestResponsesUpstreamFaults(t *testing.T) {
+	e := newEnv(t, "block", "")
+	e.up.Script = upstream.FixedScript(upstream.Reply{Content: strings.Repeat("An original sentence about trees. ", 30)})
+	for _, tc := range []struct {
+		fault    string
+		errorHas string // "" for a stream that ends well
+	}{
+		{"truncate:12", "without response.completed"},
+		{"drop:12", "upstream"},
+		{"garbage:6", "cannot check"},
+		{"error-event:8", ""},
+		{"huge:262144", ""},
+	} {
+		t.Run(tc.fault, func(t *testing.T) {
+			b, _ := json.Marshal(respBody(true, "tell me"))
+			req, _ := http.NewRequest("POST", e.px.URL+"/v1/responses", bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(upstream.FaultHeader, tc.fault)
+			resp, err := faultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			errs := bytes.Count(raw, []byte("event: error\n"))
+			completed := bytes.Contains(raw, []byte("event: response.completed\n"))
+			switch {
+			case strings.HasPrefix(tc.fault, "error-event"):
+				if errs != 1 || completed {
+					t.Errorf("the upstream's error event: %d error events, completed %v", errs, completed)
+				}
+			case tc.errorHas == "":
+				if errs != 0 || !completed {
+					t.Errorf("%d error events, completed %v:\n%s", errs, completed, lastBytes(raw))
+				}
+			default:
+				if errs != 1 || completed || !bytes.Contains(raw, []byte(tc.errorHas)) {
+					t.Errorf("want one error event naming %q and no response.completed:\n%s", tc.errorHas, lastBytes(raw))
+				}
+			}
+		})
+	}
+}
+
+func lastBytes(b []byte) []byte { return b[max(0, len(b)-600):] }
