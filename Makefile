@@ -9,8 +9,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: the copyleft corpora the tests and the demo read at run time,
 # prometheus (promtool and the server), which proxy/promtest runs, and redis-server
 # (with redis-cli), of which index/redistest makes a Redis Cluster.
-TEST_PKGS := emacs-el linux-source-6.1 xz-utils prometheus redis-server
-DEMO_PKGS := $(TEST_PKGS) glibc-source
+TEST_PKGS := emacs-el linux-source-6.1 glibc-source xz-utils prometheus redis-server
+DEMO_PKGS := $(TEST_PKGS)
+# The packages of those that are corpora: deps names the versions it finds installed,
+# as Debian's archives move on and the tests read whichever is there.
+CORPUS_PKGS := emacs-el linux-source-6.1 glibc-source
 
 .PHONY: all build test deps demo-deps demo bench eval vet clean loadtest fuzz
 
@@ -26,8 +29,10 @@ deps:
 		echo "installing $$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@echo "corpora installed:" $$(dpkg-query -W -f '$${Package}=$${Version}\n' $(filter $(CORPUS_PKGS),$(TEST_PKGS)))
 	$(GO) mod download
-	@# The openai npm package, for proxy/sdk's Node tests: again when the lockfile changes.
+	@# The official npm clients (openai, @anthropic-ai/sdk, ollama), for proxy/sdk's Node
+	@# tests: again when the lockfile changes.
 	@if ! command -v npm >/dev/null; then echo "npm is missing: proxy/sdk's Node tests will skip"; \
 	elif [ proxy/sdk/node/package-lock.json -nt proxy/sdk/node/node_modules/.package-lock.json ]; then \
 		echo "npm ci in proxy/sdk/node"; \
@@ -53,8 +58,8 @@ vet:
 # a corpus skip only where its package is missing, and deps installs them.
 # The tests need the Redis Cluster: without redis-server they fail, not skip.
 test: deps vet
-	CLEANROOM_REQUIRE_REDIS=1 $(GO) test -race -short -timeout 20m ./...
-	CLEANROOM_REQUIRE_REDIS=1 $(GO) test -timeout 20m ./...
+	CLEANROOM_REQUIRE_REDIS=1 $(GO) test -count=1 -race -short -timeout 20m ./...
+	CLEANROOM_REQUIRE_REDIS=1 $(GO) test -count=1 -timeout 20m ./...
 
 # bench measures what the performance issue asks for, on the kernel package, and
 # writes the table to docs/BENCHMARKS.md: fingerprinting against a read + xxhash pass,
@@ -76,18 +81,24 @@ demo: demo-deps build
 		$$(ls /usr/src/glibc/glibc-*.tar.xz | head -1)
 	$(BIN)/indexer stats $(OUT)/index
 	@mkdir -p $(OUT)/demo
-	@echo; echo "== 40 lines of the kernel's scheduler, re-indented, comments stripped:"
-	tar -xJOf /usr/src/linux-source-6.1.tar.xz linux-source-6.1/kernel/sched/core.c \
-		| sed -n '2200,2239p' | sed -E 's#/\*.*\*/##; s#//.*##; s/^\t+/    /' > $(OUT)/demo/sched-excerpt.c
+	@# Excerpts start at a definition found by name (grep -n), not at a line number: the
+	@# lines move between the packages' versions.
+	tar -xJOf /usr/src/linux-source-6.1.tar.xz linux-source-6.1/kernel/sched/core.c > $(OUT)/demo/core.c
+	@echo; echo "== 40 lines of the kernel's scheduler from scheduler_tick(), re-indented, comments stripped:"
+	n=$$(grep -n -m1 -x 'void scheduler_tick(void)' $(OUT)/demo/core.c | cut -d: -f1); [ -n "$$n" ] && \
+		sed -n "$$n,$$((n + 39))p" $(OUT)/demo/core.c | sed -E 's#/\*.*\*/##; s#//.*##; s/^\t+/    /' > $(OUT)/demo/sched-excerpt.c
 	-$(BIN)/indexer scan --index $(OUT)/index $(OUT)/demo/sched-excerpt.c
-	@echo; echo "== A markdown answer quoting 30 lines of Emacs' simple.el:"
-	@{ echo "Here is how Emacs does it:"; echo; echo '```elisp'; \
-		zcat /usr/share/emacs/28.2/lisp/simple.el.gz | sed -n '1000,1029p'; echo '```'; } > $(OUT)/demo/answer.md
+	@echo; echo "== A markdown answer quoting 30 lines of Emacs' simple.el, from delete-forward-char:"
+	@simple=$$(ls /usr/share/emacs/*/lisp/simple.el.gz | tail -1); \
+		n=$$(zcat $$simple | grep -n -m1 '^(defun delete-forward-char ' | cut -d: -f1); [ -n "$$n" ] && \
+		{ echo "Here is how Emacs does it:"; echo; echo '```elisp'; \
+		zcat $$simple | sed -n "$$n,$$((n + 29))p"; echo '```'; } > $(OUT)/demo/answer.md
 	-$(BIN)/indexer scan --index $(OUT)/index $(OUT)/demo/answer.md
 	@echo; echo "== Permissive code is not in the index: Go's own net/http server:"
 	$(BIN)/indexer scan --index $(OUT)/index $$($(GO) env GOROOT)/src/net/http/server.go && echo "server.go: no copyleft match"
 	@echo; echo "== The proxy, in front of a model that regurgitates migrate_disable() from kernel/sched/core.c"
-	tar -xJOf /usr/src/linux-source-6.1.tar.xz linux-source-6.1/kernel/sched/core.c | sed -n '2213,2260p' > $(OUT)/demo/regurgitated.c
+	n=$$(grep -n -m1 -x 'void migrate_disable(void)' $(OUT)/demo/core.c | cut -d: -f1); [ -n "$$n" ] && \
+		sed -n "$$n,$$((n + 47))p" $(OUT)/demo/core.c > $(OUT)/demo/regurgitated.c
 	@set -e; \
 	$(BIN)/upstream --listen $(DEMO_UP) --quiet --markdown --replay $(OUT)/demo/regurgitated.c & up=$$!; \
 	$(BIN)/proxy --index $(OUT)/index --upstream http://$(DEMO_UP) --listen $(DEMO_PX) \
@@ -97,6 +108,13 @@ demo: demo-deps build
 	echo; echo "-- A streamed completion the model copied: the last chunks the client gets"; \
 	curl -sN http://$(DEMO_PX)/v1/chat/completions -H 'Authorization: Bearer sk-demo' -H 'Content-Type: application/json' \
 		-d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"How do I disable migration?"}]}' | tail -n 6; \
+	echo; echo "-- The same through the Responses API: the stream ends with response.incomplete (content_filter)"; \
+	curl -sN http://$(DEMO_PX)/v1/responses -H 'Content-Type: application/json' \
+		-d '{"model":"demo","stream":true,"input":"How do I disable migration?"}' | grep '^event:' | tail -n 4; \
+	echo; echo "-- And through Anthropic's Messages API: stop_reason refusal"; \
+	curl -sN http://$(DEMO_PX)/v1/messages -H 'Content-Type: application/json' \
+		-d '{"model":"demo","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"How do I disable migration?"}]}' \
+		| grep -o '"stop_reason":"[a-z_]*"'; \
 	echo; echo "-- An original completion passes unchanged:"; \
 	curl -s http://$(DEMO_PX)/v1/chat/completions -H 'Content-Type: application/json' \
 		-d '{"model":"demo","messages":[{"role":"user","content":"#upstream: {\"content\":\"Use migrate_disable() around the section.\"}"}]}'; \

@@ -177,10 +177,7 @@ func (r *request) parseOllamaPrompt(raw map[string]json.RawMessage) error {
 			r.sent = append(r.sent, s)
 		}
 	}
-	r.lang = fingerprint.Guess([]byte(prompt))
-	if r.lang == fingerprint.Text {
-		r.lang = fingerprint.C
-	}
+	r.lang = promptLang(prompt)
 	r.context = tail(prompt)
 	return nil
 }

@@ -190,12 +190,19 @@ func (r *request) parsePrompt(prompt, suffix json.RawMessage) error {
 	if len(suffix) > 0 && json.Unmarshal(suffix, &suf) == nil && suf != "" {
 		r.sent = append(r.sent, suf)
 	}
-	r.lang = fingerprint.Guess([]byte(text))
-	if r.lang == fingerprint.Text {
-		r.lang = fingerprint.C
-	}
+	r.lang = promptLang(text)
 	r.context = tail(text)
 	return nil
+}
+
+// promptLang is the language a completion of prompt is read in: the prompt's own
+// (code goes on as code), or markdown for a prompt in words, which a model
+// answers as it answers a chat: prose, code in fenced blocks of their languages.
+func promptLang(prompt string) fingerprint.Lang {
+	if l := fingerprint.Guess([]byte(prompt)); l != fingerprint.Text {
+		return l
+	}
+	return fingerprint.Markdown
 }
 
 // tail returns the last contextLines lines of s, at most contextBytes.

@@ -11,9 +11,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
+	"cleanroom/corpus"
+	"cleanroom/fingerprint"
 	"cleanroom/fingerprint/gencode"
 	"cleanroom/index/redistest"
 )
@@ -101,27 +104,116 @@ var (
 	lispComment = regexp.MustCompile(`;[^\n"]*`)
 )
 
-// excerpt returns lines [a, b] of text re-indented with spaces, without comments or
-// blank lines, as a model that regurgitates code often writes it, and the first and
-// last of those lines that still hold code.
-func excerpt(text string, a, b int, comment *regexp.Regexp) (string, int, int) {
+// excerpt returns lines [a, b] of text, a file in language l, re-indented with spaces,
+// without comments or blank lines, as a model that regurgitates code often writes it,
+// and the lines a match of it names in text: those of the first and the last token of
+// [a, b] as the project's tokenizer reads the whole of text, not a count of the lines
+// left, so that the expectation holds for whatever the installed file holds. It fails
+// the test when the excerpt's tokens are not those of [a, b] (as when a or b falls
+// inside a comment or a string), which would make the match shorter than the excerpt.
+func excerpt(t *testing.T, l fingerprint.Lang, text string, a, b int) (string, int, int) {
+	t.Helper()
+	comment := cComment
+	if l == fingerprint.EmacsLisp {
+		comment = lispComment
+	}
 	lines := strings.SplitAfter(text, "\n")
+	if a < 1 || b < a || b > len(lines) {
+		t.Fatalf("excerpt of lines %d-%d of a text of %d lines", a, b, len(lines))
+	}
 	var out strings.Builder
-	first, last := 0, 0
-	stripped := strings.Split(comment.ReplaceAllStringFunc(strings.Join(lines[a-1:b], ""), func(c string) string {
+	stripped := comment.ReplaceAllStringFunc(strings.Join(lines[a-1:b], ""), func(c string) string {
 		return strings.Repeat("\n", strings.Count(c, "\n"))
-	}), "\n")
-	for i, l := range stripped {
-		if strings.TrimSpace(l) == "" {
+	})
+	for _, l := range strings.Split(stripped, "\n") {
+		if strings.TrimSpace(l) != "" {
+			out.WriteString("  " + strings.TrimLeft(l, " \t") + "\n")
+		}
+	}
+	start := len(strings.Join(lines[:a-1], ""))
+	end := start + len(strings.Join(lines[a-1:b], ""))
+	var want []uint64
+	first, last := 0, 0
+	for _, tk := range fingerprint.Tokenize(l, []byte(text)) {
+		if int(tk.Off) < start || int(tk.End) > end {
 			continue
 		}
 		if first == 0 {
-			first = a + i
+			first = int(tk.Line)
 		}
-		last = a + i
-		out.WriteString("  " + strings.TrimLeft(l, " \t") + "\n")
+		last = 1 + strings.Count(text[:tk.End-1], "\n") // the line of its last byte, as matches count
+		want = append(want, tk.Hash)
+	}
+	var got []uint64
+	for _, tk := range fingerprint.Tokenize(l, []byte(out.String())) {
+		got = append(got, tk.Hash)
+	}
+	if first == 0 || !slices.Equal(got, want) {
+		t.Fatalf("lines %d-%d re-indented without comments hold %d tokens, not the %d of the source's lines:\n%s", a, b, len(got), len(want), out.String())
 	}
 	return out.String(), first, last
+}
+
+// definition returns the first and the last line of the definition in text, a file in
+// language l, whose first line starts with def: from that line to the line of the
+// bracket that closes the first one opened from there ("{" in C, "(" in Lisp), as
+// the tokenizer reads text. A rule that finds the same code in every version of a
+// corpus, where line numbers hold for one.
+func definition(t *testing.T, l fingerprint.Lang, text, def string) (int, int) {
+	t.Helper()
+	open, close := "{", "}"
+	if l == fingerprint.EmacsLisp {
+		open, close = "(", ")"
+	}
+	off := -1
+	for o, line := 0, ""; o < len(text); o += len(line) {
+		if line, _, _ = strings.Cut(text[o:], "\n"); strings.HasPrefix(line, def) {
+			off = o
+			break
+		}
+		line += "\n"
+	}
+	if off < 0 {
+		t.Fatalf("no line starts with %q", def)
+	}
+	depth := 0
+	for _, tk := range fingerprint.Tokenize(l, []byte(text)) {
+		if int(tk.Off) < off || tk.Kind != fingerprint.Punct || tk.InLit {
+			continue
+		}
+		switch text[tk.Off:tk.End] {
+		case open:
+			depth++
+		case close:
+			if depth--; depth == 0 {
+				return 1 + strings.Count(text[:off], "\n"), int(tk.Line)
+			}
+		}
+	}
+	t.Fatalf("the definition that starts with %q does not end", def)
+	return 0, 0
+}
+
+// debianVersion returns the version of the Debian package that owns path, as the
+// indexer records it, for the log of a test that reads an installed corpus.
+func debianVersion(path string) string {
+	src, err := corpus.OpenSource(path)
+	if err != nil || src.Version == "" {
+		return "unknown"
+	}
+	return src.Version
+}
+
+// emacsLisp returns the Lisp directory of the newest Emacs that emacs-el installed,
+// or skips the test.
+func emacsLisp(t *testing.T) string {
+	t.Helper()
+	m, _ := filepath.Glob("/usr/share/emacs/*/lisp/simple.el.gz")
+	if len(m) == 0 {
+		t.Skip("emacs-el is not installed (make deps)")
+	}
+	slices.Sort(m)
+	return filepath.Dir(m[len(m)-1])
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -173,7 +265,7 @@ func TestBuildScanVerify(t *testing.T) {
 	}
 
 	t.Run("excerpt of a file under the repository's GPL", func(t *testing.T) {
-		ex, first, last := excerpt(files["src/f3.c"], 8, 47, cComment)
+		ex, first, last := excerpt(t, fingerprint.C, files["src/f3.c"], 8, 47)
 		q := filepath.Join(root, "q.c")
 		writeFile(t, q, "#include <stdio.h>\n\n"+ex)
 		rep := scan(t, ix, "", q)
@@ -189,7 +281,7 @@ func TestBuildScanVerify(t *testing.T) {
 		}
 	})
 	t.Run("file license line wins", func(t *testing.T) {
-		ex, _, _ := excerpt(files["src/lesser.c"], 5, 40, cComment)
+		ex, _, _ := excerpt(t, fingerprint.C, files["src/lesser.c"], 5, 40)
 		rep := scan(t, ix, "Sure:\n```c\n"+ex+"```\n", "-")
 		if len(rep.Matches) != 1 || rep.Matches[0].Source.License != "LGPL-2.1-or-later" || rep.Matches[0].Source.LicenseFrom != "spdx-line" {
 			t.Errorf("got %+v, want one LGPL-2.1-or-later match from spdx-line", rep.Matches)
@@ -272,18 +364,18 @@ func gunzip(t *testing.T, path string) string {
 	return string(b)
 }
 
-// TestEmacs indexes GNU Emacs' Lisp from Debian's emacs-el and finds an excerpt of
-// simple.el in a markdown answer.
+// TestEmacs indexes GNU Emacs' Lisp from Debian's emacs-el and finds a function of
+// simple.el, comments stripped, in a markdown answer.
 func TestEmacs(t *testing.T) {
-	const lisp = "/usr/share/emacs/28.2/lisp"
-	if _, err := os.Stat(lisp + "/simple.el.gz"); err != nil {
-		t.Skip("emacs-el is not installed (make deps)")
-	}
+	lisp := emacsLisp(t)
 	ix := filepath.Join(t.TempDir(), "ix")
 	if r := run(t, "", "build", "--out", ix, "emacs="+lisp); r.code != 0 {
 		t.Fatalf("build: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	ex, first, last := excerpt(gunzip(t, lisp+"/simple.el.gz"), 1200, 1230, lispComment)
+	simple := gunzip(t, lisp+"/simple.el.gz")
+	a, b := definition(t, fingerprint.EmacsLisp, simple, "(defun delete-forward-char ")
+	ex, first, last := excerpt(t, fingerprint.EmacsLisp, simple, a, b)
+	t.Logf("%s (emacs-el %s): delete-forward-char at lines %d-%d, code at %d-%d", lisp, debianVersion(lisp+"/simple.el.gz"), a, b, first, last)
 	rep := scan(t, ix, "Here you go:\n\n```elisp\n"+ex+"```\n", "-")
 	if len(rep.Matches) != 1 {
 		t.Fatalf("got %+v", rep)
@@ -320,7 +412,11 @@ func TestKernel(t *testing.T) {
 	if !strings.HasPrefix(core, "// SPDX-License-Identifier: GPL-2.0-only\n") {
 		t.Fatalf("core.c starts %q", core[:60])
 	}
-	ex, first, last := excerpt(core, 3000, 3039, cComment)
+	// A function found by its name, not lines found by number: those move between the
+	// package's versions, and a range cut at a number may end in a comment.
+	a, b := definition(t, fingerprint.C, core, "void migrate_enable(void)")
+	ex, first, last := excerpt(t, fingerprint.C, core, a, b)
+	t.Logf("linux-source-6.1 %s: migrate_enable() at lines %d-%d of kernel/sched/core.c, code at %d-%d", debianVersion(archive), a, b, first, last)
 	q := filepath.Join(dir, "q.c")
 	writeFile(t, q, ex)
 	rep := scan(t, ix, "", q)

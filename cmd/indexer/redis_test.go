@@ -1,12 +1,12 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"cleanroom/fingerprint"
 	"cleanroom/index/redistest"
 )
 
@@ -15,15 +15,14 @@ import (
 // workers of one generation would, publishes it, scans against it as against local
 // shards, and replaces it with a second generation.
 func TestEmacsRedisPartitions(t *testing.T) {
-	const lisp = "/usr/share/emacs/28.2/lisp"
-	if _, err := os.Stat(lisp + "/simple.el.gz"); err != nil {
-		t.Skip("emacs-el is not installed (make deps)")
-	}
+	lisp := emacsLisp(t)
 	c := redistest.ForTest(t)
 	url := "redis://" + strings.Join(c.Addrs[:2], ",") + "/emacs-test"
 	run(t, "", "gc", "--index", url, "--drop", "e1") // an earlier run's
 	run(t, "", "gc", "--index", url, "--drop", "e2")
-	ex, first, last := excerpt(gunzip(t, lisp+"/simple.el.gz"), 1200, 1230, lispComment)
+	simple := gunzip(t, lisp+"/simple.el.gz")
+	a, b := definition(t, fingerprint.EmacsLisp, simple, "(defun delete-forward-char ")
+	ex, first, last := excerpt(t, fingerprint.EmacsLisp, simple, a, b)
 	query := "Here you go:\n\n```elisp\n" + ex + "```\n"
 	if r := run(t, query, "scan", "--index", url, "-"); r.code != 2 || !strings.Contains(r.stderr, "no published index generation") {
 		t.Errorf("scan of an empty cluster: exit %d, %s", r.code, r.stderr)

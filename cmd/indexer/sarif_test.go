@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"cleanroom/fingerprint"
 	"cleanroom/fingerprint/gencode"
 )
 
@@ -90,8 +91,8 @@ func newSARIFFixture(t *testing.T) *sarifFixture {
 	if r := run(t, "", "build", "--out", f.ix, proj); r.code != 0 {
 		t.Fatalf("build: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	f.gpl, f.first, f.last = excerpt(gplFiles[1], 8, 47, cComment)
-	f.lesser, _, _ = excerpt(lesser, 5, 40, cComment)
+	f.gpl, f.first, f.last = excerpt(t, fingerprint.C, gplFiles[1], 8, 47)
+	f.lesser, _, _ = excerpt(t, fingerprint.C, lesser, 5, 40)
 	f.outside = filepath.Join(root, "elsewhere", "copy.c")
 	writeFile(t, f.outside, f.lesser)
 	return f

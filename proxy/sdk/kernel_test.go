@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"cleanroom/corpus"
 	"cleanroom/proxy/upstream"
 )
 
@@ -47,6 +48,15 @@ func kernelCorpus(t *testing.T) (*corpusIndex, string) {
 		t.Fatal(kernel.err)
 	}
 	return kernel.ci, kernel.coreC
+}
+
+// kernelVersion returns the version of the linux-source-6.1 package installed, as
+// the indexer records it, for the test's log.
+func kernelVersion() string {
+	if src, err := corpus.OpenSource(kernelArchive); err == nil && src.Version != "" {
+		return src.Version
+	}
+	return "(version unknown)"
 }
 
 func closeKernel() {
@@ -124,6 +134,11 @@ func TestKernel(t *testing.T) {
 	if n := strings.Count(fn, "\n"); n < 40 {
 		t.Fatalf("scheduler_tick is %d lines, want at least 40", n)
 	}
+	// The lines the citation must lie in, from the installed core.c: they move between
+	// the package's versions.
+	first := 1 + strings.Count(coreC[:strings.Index(coreC, fn)], "\n")
+	last := first + strings.Count(fn, "\n") - 1
+	t.Logf("linux-source-6.1 %s: scheduler_tick() at lines %d-%d of kernel/sched/core.c", kernelVersion(), first, last)
 	gpl := reply{text: upstream.Markdown("c", fn), path: "kernel/sched/core.c", license: "GPL-2.0-only"}
 	cases := []struct {
 		name    string
@@ -143,7 +158,16 @@ func TestKernel(t *testing.T) {
 					}
 					e := newEnv(t, ci, "block", int64(100+i), texts...)
 					r := request{endpoint: "chat", stream: true, n: len(tc.replies), prompt: "How does the scheduler tick?"}
-					checkChoices(t, ci, "block", c.mustSend(t, e.api, r), tc.replies)
+					got := c.mustSend(t, e.api, r)
+					checkChoices(t, ci, "block", got, tc.replies)
+					for j, w := range tc.replies {
+						if w.path == "" || j >= len(got.Choices) || len(got.Choices[j].CopyleftMatches) == 0 {
+							continue // checkChoices has said what is wrong
+						}
+						if m := got.Choices[j].CopyleftMatches[0]; m.StartLine < first || m.EndLine > last {
+							t.Errorf("choice %d cites lines %d-%d, want within scheduler_tick's %d-%d", j, m.StartLine, m.EndLine, first, last)
+						}
+					}
 				})
 			}
 		})
