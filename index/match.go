@@ -395,6 +395,26 @@ func (m *Matcher) Runs(min int) []Run {
 	return out
 }
 
+// Unproven returns the exact runs found so far of at least min tokens that the
+// evidence rules do not count (yet), in the order they were found. A run that
+// grows may come to count (identifiers after a stretch of numbers and
+// punctuation): a filter that must act before t tokens of a counted run go out
+// holds back the text of such a run while it can still grow.
+func (m *Matcher) Unproven(min int) []Run {
+	var out []Run
+	for _, s := range m.spans {
+		var e evidence
+		if n := s.qb - s.qa; n >= min {
+			m.weigh(&e, s.qa, s.qb)
+			if m.enough(&e, n) && m.varied(s.qa, s.qb) {
+				continue
+			}
+			out = append(out, Run{Doc: s.doc, Start: s.qa, End: s.qb, SrcStart: s.sa})
+		}
+	}
+	return out
+}
+
 // Matches returns the matches found so far, in query order: runs of one document
 // merged, those of at least MinTokens tokens kept, and for each stretch of the
 // query the document it duplicates most (others are counted in Others).

@@ -187,6 +187,8 @@ func (d *detector) decided() int {
 // goes on past the newest token holds every k-gram from its start to there, so it
 // cannot start at or before a k-gram the corpus lacks; on text that copies nothing
 // the newest k-gram is absent, and the client trails the model by about k tokens.
+// A run the evidence rules set aside (a table, a list of numbers) is held back
+// for as long as it grows, since it may yet come to count.
 func (d *detector) safe() int {
 	if d.frozen >= 0 {
 		return d.frozen
@@ -196,7 +198,16 @@ func (d *detector) safe() int {
 	}
 	toks := d.fp.Tokens
 	end := d.fp.Pending()
-	if b := max(0, len(toks)-(d.t-1), d.absent+1); b < len(toks) {
+	b := max(0, len(toks)-(d.t-1), d.absent+1)
+	// A run of t tokens or more that the evidence rules do not count yet may come
+	// to count as it grows: while it reaches the newest token, no more than t-1 of
+	// its tokens go out.
+	for _, r := range d.m.Unproven(d.t) {
+		if r.End >= len(toks) {
+			b = min(b, r.Start+d.t-1)
+		}
+	}
+	if b < len(toks) {
 		end = min(end, int(toks[b].Off))
 	}
 	return min(max(0, end-d.ctxLen), d.out)

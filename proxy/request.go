@@ -197,12 +197,14 @@ func (r *request) parsePrompt(prompt, suffix json.RawMessage) error {
 
 // promptLang is the language a completion of prompt is read in: the prompt's own
 // (code goes on as code), or markdown for a prompt in words, which a model
-// answers as it answers a chat: prose, code in fenced blocks of their languages.
+// answers as it answers a chat: prose, code in fenced blocks of their languages
+// (read as C, the fence's Emacs Lisp would not be found).
 func promptLang(prompt string) fingerprint.Lang {
-	if l := fingerprint.Guess([]byte(prompt)); l != fingerprint.Text {
-		return l
+	l := fingerprint.Guess([]byte(prompt))
+	if l == fingerprint.Text || l == fingerprint.C && !strings.ContainsAny(prompt, "{}();=[]<>#*/\\") {
+		return fingerprint.Markdown
 	}
-	return fingerprint.Markdown
+	return l
 }
 
 // tail returns the last contextLines lines of s, at most contextBytes.

@@ -10,10 +10,12 @@ import (
 	"cleanroom/index"
 )
 
-// A Repo asks for Files generated C files under License, each of Funcs functions.
+// A Repo asks for Files generated C files under License, each of Funcs functions,
+// and then the C files Texts, as given.
 type Repo struct {
 	Name, License string
 	Files, Funcs  int
+	Texts         []string
 }
 
 // Build writes an index of generated C to dir, with the default parameters and a
@@ -31,8 +33,13 @@ func Build(dir string, seed uint64, repos ...Repo) (map[string][]string, error) 
 	b.InitKGrams(int64(len(repos))*10000, 10)
 	for _, repo := range repos {
 		r := b.AddRepo(index.Repo{Name: repo.Name, License: repo.License, URL: "https://example.org/" + repo.Name + "/{path}#L{start}-L{end}"})
-		for i := 0; i < repo.Files; i++ {
-			text := g.CFile("", max(repo.Funcs, 1))
+		for i := 0; i < repo.Files+len(repo.Texts); i++ {
+			var text string
+			if i < repo.Files {
+				text = g.CFile("", max(repo.Funcs, 1))
+			} else {
+				text = repo.Texts[i-repo.Files]
+			}
 			texts[repo.Name] = append(texts[repo.Name], text)
 			s := fingerprint.NewStream(fingerprint.DefaultParams, fingerprint.C)
 			s.CollectKGrams()
