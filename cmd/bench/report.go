@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 )
@@ -58,9 +59,10 @@ func (r *report) markdown(c *config) string {
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# Benchmarks\n\n")
 	fmt.Fprintf(&b, "Written by `make bench` (`go run ./cmd/bench --write docs/BENCHMARKS.md`, which ends with `go test -bench` over the packages) "+
-		"on %s, %s; run took %s. Machine: %s (host %s). Corpus: Debian's `linux-source-6.1` (`%s`), page cache warm; "+
+		"on %s, %s; run took %s. Machine: %s (host %s). Corpus: Debian's `linux-source-6.1` %s (`%s`), page cache warm; "+
 		"the clean text is Go's own source (BSD-3-Clause), which the kernel index does not hold.\n\n",
-		r.started.UTC().Format("2006-01-02 15:04 MST"), gitDescribe(), time.Since(r.started).Round(time.Second), machine(), host, c.kernel)
+		r.started.UTC().Format("2006-01-02 15:04 MST"), gitDescribe(), time.Since(r.started).Round(time.Second), machine(), host,
+		packageVersion("linux-source-6.1"), c.kernel)
 	b.WriteString("Every figure is beside its reference measured in the same run, and its target from the performance issue; ")
 	b.WriteString("where a target is missed, the row says by how much and the notes say where the time or the bytes go.\n")
 	for _, s := range r.sections {
@@ -131,4 +133,14 @@ func dur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.1f µs", float64(d)/1e3)
 	}
+}
+
+// packageVersion returns the installed version of a Debian package, or "(version
+// unknown)": the kernel's content, and so some figures, move between versions.
+func packageVersion(pkg string) string {
+	out, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", pkg).Output()
+	if err != nil || len(out) == 0 {
+		return "(version unknown)"
+	}
+	return string(out)
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,7 +29,7 @@ type config struct {
 	glibc   string
 	npm     string // directory holding node_modules of permissive npm packages
 	repo    string // this project's tree
-	dump    string // directory to write the verbatim misses to, for study
+	dump    string // directory to write the verbatim misses and the leaks to, for study
 	goroot  string
 	log     *slog.Logger
 }
@@ -41,14 +42,24 @@ func main() {
 	flag.IntVar(&c.leak, "leak", 100, "passages streamed through the proxy in block mode")
 	flag.StringVar(&c.write, "write", "", "`file` to write the report to (docs/EVAL.md)")
 	flag.StringVar(&c.kernel, "kernel", "/usr/src/linux-source-6.1.tar.xz", "linux-source-6.1 archive")
-	flag.StringVar(&c.emacs, "emacs", "/usr/share/emacs/28.2/lisp", "emacs-el's Lisp directory")
+	flag.StringVar(&c.emacs, "emacs", "", "emacs-el's Lisp directory (default: the newest /usr/share/emacs/*/lisp)")
 	flag.StringVar(&c.glibc, "glibc", "", "glibc-source archive (default: /usr/src/glibc/glibc-*.tar.xz)")
 	flag.StringVar(&c.npm, "npm", "cmd/eval/npm", "`directory` with node_modules of permissive npm packages (make eval installs them)")
 	flag.StringVar(&c.repo, "repo", ".", "this project's tree, a negative set")
-	flag.StringVar(&c.dump, "dump-misses", "", "`directory` to write the verbatim passages missed to, for study")
+	flag.StringVar(&c.dump, "dump-misses", "", "`directory` to write the verbatim passages missed, and the answers a client got more than t-1 tokens of, to, for study")
 	flag.Parse()
 	c.goroot = runtime.GOROOT()
 	c.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if c.emacs == "" {
+		// The Lisp of whichever Emacs emacs-el installed (28.2 in Debian 12).
+		m, _ := filepath.Glob("/usr/share/emacs/*/lisp/simple.el.gz")
+		if len(m) == 0 {
+			fmt.Fprintln(os.Stderr, "eval: emacs-el is not installed (make eval installs it)")
+			os.Exit(2)
+		}
+		slices.Sort(m)
+		c.emacs = filepath.Dir(m[len(m)-1])
+	}
 	if c.glibc == "" {
 		m, _ := filepath.Glob("/usr/src/glibc/glibc-*.tar.xz")
 		if len(m) == 0 {

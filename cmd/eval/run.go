@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -27,7 +28,7 @@ type result struct {
 	positives []editResult
 	below     count // passages one token short of the threshold: reports must be 0
 	negatives []negResult
-	leak      leakResult
+	leak      []leakResult
 	elapsed   interface{ String() string }
 }
 
@@ -100,7 +101,9 @@ func run(c *config) (*result, error) {
 // copyGoHalf copies the half of Go's source tree that makes the allow set.
 func copyGoHalf(c *config) (string, error) {
 	dir := filepath.Join(c.out, "_allow-go") // "_": not a Go package to go test ./...
-	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
+	// The copy is of one Go release's tree: a run on another makes it anew.
+	stamp := c.goroot + " " + runtime.Version()
+	if old, err := os.ReadFile(filepath.Join(dir, ".complete")); err == nil && string(old) == stamp {
 		return dir, nil
 	}
 	os.RemoveAll(dir)
@@ -124,7 +127,7 @@ func copyGoHalf(c *config) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return dir, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644)
+	return dir, os.WriteFile(filepath.Join(dir, ".complete"), []byte(stamp), 0o644)
 }
 
 // buildIndex builds the evaluation's index, or reuses the one a run with the same
@@ -132,8 +135,10 @@ func copyGoHalf(c *config) (string, error) {
 func buildIndex(ctx context.Context, c *config, allowDir string) (*index.Index, error) {
 	dir := filepath.Join(c.out, "index")
 	sources := []string{c.kernel, "emacs=" + c.emacs, c.glibc}
-	stamp := fmt.Sprintf("%v %v %v %d kgrams=8 go=%s", sources, fingerprint.DefaultParams, fingerprint.DefaultRenameParams,
-		fingerprint.TokenizerVersion, c.goroot)
+	// The stamp names the corpora's versions too: an index of another version of a
+	// package must not be reused, as the passages are cut from the installed files.
+	stamp := fmt.Sprintf("%v %v %v %v %d kgrams=8 go=%s %s", sources, sourceVersions(sources), fingerprint.DefaultParams,
+		fingerprint.DefaultRenameParams, fingerprint.TokenizerVersion, c.goroot, runtime.Version())
 	if old, err := os.ReadFile(dir + ".stamp"); err == nil && string(old) == stamp {
 		if ix, err := index.Open(dir, index.OpenOptions{}); err == nil {
 			c.log.Info("reusing the index", "dir", dir)
@@ -155,6 +160,23 @@ func buildIndex(ctx context.Context, c *config, allowDir string) (*index.Index, 
 		return nil, err
 	}
 	return index.Open(dir, index.OpenOptions{})
+}
+
+// sourceVersions returns what identifies the content of each source: its version
+// (a Debian package's, as the index records it) and, for a file, its size and time.
+func sourceVersions(specs []string) []string {
+	var out []string
+	for _, spec := range specs {
+		v := "?"
+		if src, err := corpus.OpenSource(spec); err == nil {
+			v = src.Version
+			if fi, err := os.Stat(src.Path); err == nil && fi.Mode().IsRegular() {
+				v += fmt.Sprintf(" %d %d", fi.Size(), fi.ModTime().Unix())
+			}
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // lengths are the passage lengths sampled, in tokens, relative to the threshold t:
