@@ -76,11 +76,18 @@ type detector struct {
 	// safe stays where the last answered lookup left it.
 	err    *error
 	frozen int
+	// rm matches rename-robustly (--rename): code copied with its identifiers
+	// renamed consistently, in runs of rt tokens or more. Nil without --rename.
+	rm *index.Matcher
+	rt int
 }
 
 // With hold, text is held back until checked, and the index's k-gram filter (if it
 // has one) lets less of it wait; without, nothing waits and the filter is not used.
-func newDetector(ctx context.Context, ix index.Store, l fingerprint.Lang, context string, echo echoSet, mo index.MatchOptions, hold bool, err *error) *detector {
+// With rename (and an index with rename-robust fingerprints) renamed copies are
+// matched too, and held back for: their runs are longer, and the k-gram filter,
+// which knows exact k-grams, says nothing of them.
+func newDetector(ctx context.Context, ix index.Store, l fingerprint.Lang, context string, echo echoSet, mo index.MatchOptions, hold, rename bool, err *error) *detector {
 	// A policy may demand longer matches than the guarantee: then they are what is
 	// held back for.
 	t := max(ix.Params().Threshold(), mo.MinTokens)
@@ -88,7 +95,15 @@ func newDetector(ctx context.Context, ix index.Store, l fingerprint.Lang, contex
 	d := &detector{ix: ix, t: t, fp: fingerprint.NewStream(ix.Params(), l),
 		m: ix.NewMatcher(mo), echo: echo, ctxToks: -1, absent: -1, err: err, frozen: -1}
 	d.m.SetContext(ctx)
-	if hold && ix.HasKGramFilter() {
+	rp, hasRename := ix.RenameParams()
+	if rename && hasRename {
+		d.fp.EnableRename(rp)
+		rmo := mo
+		rmo.Rename, rmo.MinTokens = true, max(rp.Threshold(), mo.MinTokens)
+		d.rm, d.rt = ix.NewMatcher(rmo), rmo.MinTokens
+		d.rm.SetContext(ctx)
+	}
+	if hold && ix.HasKGramFilter() && d.rm == nil {
 		d.fp.CollectKGrams()
 	}
 	if context != "" {
@@ -120,7 +135,11 @@ func (d *detector) write(p []byte) {
 
 // failed notes a failed lookup: what was safe before it stays all that is.
 func (d *detector) failed(safe int) {
-	if err := d.m.Err(); err != nil && d.frozen < 0 {
+	err := d.m.Err()
+	if d.rm != nil && err == nil {
+		err = d.rm.Err()
+	}
+	if err != nil && d.frozen < 0 {
 		d.frozen = safe
 		if *d.err == nil {
 			*d.err = err
@@ -149,6 +168,9 @@ func (d *detector) close() {
 
 func (d *detector) update() {
 	d.m.Update(d.fp.Tokens, d.fp.Fingerprints)
+	if d.rm != nil {
+		d.rm.Update(d.fp.Tokens, d.fp.Renamed)
+	}
 	// The k-grams are checked once, as they come, and not kept.
 	for i, h := range d.fp.KGrams {
 		if !d.ix.MayHaveKGram(h) {
@@ -207,6 +229,14 @@ func (d *detector) safe() int {
 			b = min(b, r.Start+d.t-1)
 		}
 	}
+	if d.rm != nil {
+		b = min(b, max(0, len(toks)-(d.rt-1)))
+		for _, r := range d.rm.Unproven(d.rt) {
+			if r.End >= len(toks) {
+				b = min(b, r.Start+d.rt-1)
+			}
+		}
+	}
 	if b < len(toks) {
 		end = min(end, int(toks[b].Off))
 	}
@@ -230,7 +260,11 @@ func (d *detector) hits() []hit {
 		return nil
 	}
 	dec := d.decided()
-	for _, r := range d.m.Runs(d.t) {
+	runs := d.m.Runs(d.t)
+	if d.rm != nil {
+		runs = append(runs, d.rm.Runs(d.rt)...)
+	}
+	for _, r := range runs {
 		for j := max(r.Start, d.ctxToks); j < min(r.End, dec); j++ {
 			if !d.isEcho[j] {
 				out = append(out, hit{run: r, tok: j, cut: int(d.fp.Tokens[j].Off) - d.ctxLen})
@@ -249,7 +283,11 @@ func (d *detector) outputTokens() int { return len(d.fp.Tokens) - max(0, d.ctxTo
 func (d *detector) matches() []index.Match {
 	var out []index.Match
 	hits := d.hits()
-	for _, m := range d.m.Matches() {
+	ms := d.m.Matches()
+	if d.rm != nil {
+		ms = append(ms, d.rm.Matches()...)
+	}
+	for _, m := range ms {
 		for _, h := range hits {
 			if h.run.Doc == m.Doc && h.run.Start < m.Query.End && h.run.End > m.Query.Start {
 				out = append(out, m)
@@ -258,14 +296,4 @@ func (d *detector) matches() []index.Match {
 		}
 	}
 	return out
-}
-
-// cutFor returns the output offset at which a match's new output begins.
-func (d *detector) cutFor(m index.Match) int {
-	for _, h := range d.hits() {
-		if h.run.Doc == m.Doc && h.run.Start < m.Query.End && h.run.End > m.Query.Start {
-			return h.cut
-		}
-	}
-	return d.out
 }

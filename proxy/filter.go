@@ -170,7 +170,7 @@ func (f *filter) newTextBehind(c *choice, k textKind, context string) *text {
 	case kindProse:
 		lang = fingerprint.Markdown
 	}
-	t.det = newDetector(f.ctx, f.ix, lang, context, f.echo, f.s.opts.Match, f.hold, &f.storeErr)
+	t.det = newDetector(f.ctx, f.ix, lang, context, f.echo, f.s.opts.Match, f.hold, f.s.opts.Rename, &f.storeErr)
 	c.texts = append(c.texts, t)
 	return t
 }

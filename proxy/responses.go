@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -187,7 +188,8 @@ type respText struct {
 type responsesWire struct {
 	items    map[int]*respItem
 	texts    map[*text]*respText
-	meta     map[*event]respMeta
+	metas    []respMeta // what read learned of the events write has yet to write, from head on
+	head     int
 	template map[string]any // the response object of response.created
 	seq      int64          // the next sequence_number the client gets
 	seqSet   bool
@@ -206,83 +208,154 @@ type respMeta struct {
 }
 
 func newResponsesWire() *responsesWire {
-	return &responsesWire{items: map[int]*respItem{}, texts: map[*text]*respText{}, meta: map[*event]respMeta{}}
+	return &responsesWire{items: map[int]*respItem{}, texts: map[*text]*respText{}}
 }
 
-// respEvent is what read decodes of an event's JSON, by exact keys, as a client's
-// JSON.parse reads them (encoding/json's struct decoding would also take "Delta"
-// for "delta", and a client would show the one the proxy did not check).
+// respEvent is what read decodes of an event's JSON (see jsonscan.go).
 type respEvent struct {
 	Type                                    string
-	Seq                                     *int
+	Seq                                     int
+	HasSeq                                  bool
 	OutputIndex, ContentIndex, SummaryIndex int
-	Delta                                   json.RawMessage
-	ItemType                                *string // nil: no item object
-	Response                                json.RawMessage
+	Delta                                   string
+	HasDelta                                bool // a string delta
+	DeltaAny                                bool // a delta of any type
+	ItemType                                string
+	HasItem                                 bool
+	Response                                []byte
 }
 
-func decodeRespEvent(data []byte) (m respEvent, err error) {
-	o, err := jsonObject(data, "the event")
-	if err != nil {
-		return m, err
+// respTypes are the event types the wire knows, so that reading one allocates
+// nothing.
+var respTypes = map[string]string{}
+
+func init() {
+	for _, t := range []string{"response.created", "response.in_progress", "response.queued", "response.output_item.added",
+		"response.output_item.done", "response.content_part.added", "response.content_part.done", "response.output_text.delta",
+		"response.output_text.done", "response.refusal.delta", "response.refusal.done", "response.reasoning_summary_part.added",
+		"response.reasoning_summary_part.done", "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done",
+		"response.reasoning_text.delta", "response.reasoning_text.done", "response.function_call_arguments.delta",
+		"response.function_call_arguments.done", "response.custom_tool_call_input.delta", "response.custom_tool_call_input.done",
+		"response.completed", "response.incomplete", "response.failed", "error"} {
+		respTypes[t] = t
 	}
-	typ, err := o.str("type")
-	if err != nil || typ == nil || *typ == "" {
-		return m, fmt.Errorf("an event without a type")
+}
+
+// decodeRespEvent reads an event's JSON into m by exact keys; it returns what is
+// wrong with it, or "".
+func decodeRespEvent(data []byte, m *respEvent) string {
+	bad := ""
+	r := jsonReader{b: data}
+	if r.peek() != '{' {
+		return "not a JSON object"
 	}
-	m.Type, m.Delta, m.Response = *typ, o["delta"], o["response"]
-	if m.Seq, err = o.int("sequence_number"); err != nil {
-		return m, err
-	}
-	for k, p := range map[string]*int{"output_index": &m.OutputIndex, "content_index": &m.ContentIndex, "summary_index": &m.SummaryIndex} {
-		n, err := o.int(k)
-		if err != nil {
-			return m, err
+	hasType := false
+	r.object(func(key []byte) {
+		switch string(key) {
+		case "type":
+			if r.peek() != '"' {
+				r.skip()
+				bad = "type is not a string"
+				return
+			}
+			b, _ := r.str(false)
+			t, ok := respTypes[string(b)]
+			if !ok {
+				t = string(b)
+			}
+			m.Type, hasType = t, t != ""
+		case "sequence_number", "output_index", "content_index", "summary_index":
+			if c := r.peek(); c == 'n' {
+				r.skip()
+				return
+			} else if c != '-' && (c < '0' || c > '9') {
+				r.skip()
+				bad = string(key) + " is not an integer"
+				return
+			}
+			n, err := strconv.Atoi(string(r.number()))
+			if err != nil {
+				bad = string(key) + " is not an integer"
+				return
+			}
+			switch string(key) {
+			case "sequence_number":
+				m.Seq, m.HasSeq = n, true
+			case "output_index":
+				m.OutputIndex = n
+			case "content_index":
+				m.ContentIndex = n
+			default:
+				m.SummaryIndex = n
+			}
+		case "delta":
+			m.DeltaAny, m.HasDelta = r.peek() != 'n', false
+			if r.peek() != '"' {
+				r.skip()
+				return
+			}
+			b, _ := r.str(false)
+			m.Delta, m.HasDelta = string(b), true
+		case "item":
+			m.HasItem, m.ItemType = false, ""
+			if r.peek() != '{' {
+				r.skip()
+				bad = "item is not an object"
+				return
+			}
+			r.object(func(k []byte) {
+				if string(k) != "type" || r.peek() != '"' {
+					r.skip()
+					return
+				}
+				b, _ := r.str(false)
+				m.ItemType = string(b)
+			})
+			m.HasItem = true
+		case "response":
+			m.Response = r.raw()
+		default:
+			r.skip()
 		}
-		if n != nil {
-			*p = *n
-		}
+	})
+	r.ws()
+	switch {
+	case r.bad || r.i != len(r.b):
+		return "not valid JSON"
+	case bad != "":
+		return bad
+	case !hasType:
+		return "an event without a type"
 	}
-	item, err := o.obj("item")
-	if err != nil {
-		return m, err
-	}
-	if item != nil {
-		t, err := item.str("type")
-		if err != nil {
-			return m, err
-		}
-		m.ItemType = new(string)
-		if t != nil {
-			*m.ItemType = *t
-		}
-	}
-	return m, nil
+	return ""
 }
 
 func (w *responsesWire) read(s *streamFilter, ev sseEvent, e *event) {
+	var meta respMeta
+	// One answer, one choice: the events are written in the order they are read,
+	// and what read learned of each waits in a queue for write.
+	defer func() { w.metas = append(w.metas, meta) }()
 	data := bytes.TrimSpace(ev.data)
 	if ev.data == nil {
 		e.barrier = true // a comment or keep-alive
 		return
 	}
 	e.data = data
-	m, err := decodeRespEvent(data)
-	if err != nil {
+	var m respEvent
+	if bad := decodeRespEvent(data, &m); bad != "" {
 		// Not an event of the API: a client might still read something in it.
 		e.barrier = true
 		s.upstreamErr = "stream"
-		w.meta[e] = respMeta{poison: "an event it cannot read (" + err.Error() + ")"}
+		meta.poison = "an event it cannot read (" + bad + ")"
 		return
 	}
-	meta := respMeta{typ: m.Type}
-	if m.Seq != nil {
-		meta.seq, meta.hasSeq = int64(*m.Seq), true
+	meta.typ = m.Type
+	if m.HasSeq {
+		meta.seq, meta.hasSeq = int64(m.Seq), true
 		if !w.seqSet {
-			w.seq, w.seqSet = int64(*m.Seq), true
+			w.seq, w.seqSet = int64(m.Seq), true
 		}
 	}
-	defer func() { w.meta[e] = meta }()
 	c := s.choice(0)
 	e.parts = append(e.parts, part{c: c, kind: partPresence})
 	if c.blocked != nil {
@@ -306,14 +379,14 @@ func (w *responsesWire) read(s *streamFilter, ev sseEvent, e *event) {
 			w.template = obj
 		}
 	case "response.output_item.added":
-		if m.ItemType == nil {
+		if !m.HasItem {
 			meta.poison = "an output_item.added event without an item"
 			return
 		}
 		for _, u := range c.texts {
 			u.end() // the items before it are complete
 		}
-		it = &respItem{index: m.OutputIndex, typ: *m.ItemType, parts: map[int]*respText{}}
+		it = &respItem{index: m.OutputIndex, typ: m.ItemType, parts: map[int]*respText{}}
 		if full, err := decodeObject(data); err == nil {
 			it.obj, _ = full["item"].(map[string]any)
 		}
@@ -335,11 +408,11 @@ func (w *responsesWire) read(s *streamFilter, ev sseEvent, e *event) {
 	case "response.output_text.delta", "response.refusal.delta", "response.reasoning_summary_text.delta",
 		"response.reasoning_text.delta", "response.function_call_arguments.delta", "response.custom_tool_call_input.delta",
 		"response.code_interpreter_call_code.delta", "response.mcp_call_arguments.delta":
-		var delta string
-		if it == nil || json.Unmarshal(m.Delta, &delta) != nil {
-			meta.poison = m.Type + " for no item the stream opened"
+		if it == nil || !m.HasDelta {
+			meta.poison = m.Type + " for no item the stream opened, or without a text delta"
 			return
 		}
+		delta := m.Delta
 		rt := w.textOf(s, c, it, &m)
 		meta.item, meta.text = it, rt
 		if rt.ended {
@@ -376,7 +449,7 @@ func (w *responsesWire) read(s *streamFilter, ev sseEvent, e *event) {
 		e.done = true
 		e.parts = append(e.parts, part{c: c, kind: partFinish})
 	default:
-		if len(m.Delta) > 0 && m.Delta[0] == '"' {
+		if m.DeltaAny {
 			// Text of a kind the proxy does not know.
 			meta.poison = fmt.Sprintf("events of type %q", m.Type)
 		}
@@ -430,8 +503,11 @@ func (it *respItem) partText(key int) *text {
 }
 
 func (w *responsesWire) write(s *streamFilter, e *event) {
-	meta := w.meta[e]
-	delete(w.meta, e)
+	meta := w.metas[w.head]
+	w.metas[w.head] = respMeta{}
+	if w.head++; w.head == len(w.metas) {
+		w.metas, w.head = w.metas[:0], 0
+	}
 	if w.ended {
 		return
 	}
@@ -471,32 +547,52 @@ func (w *responsesWire) writeChecked(s *streamFilter, e *event, meta respMeta) {
 		strings.HasSuffix(meta.typ, "_text.done") || strings.HasSuffix(meta.typ, "_arguments.done") ||
 		strings.HasSuffix(meta.typ, "_input.done") || strings.HasSuffix(meta.typ, "_code.done"):
 		w.annotationEvents(s, meta.text)
-		w.writeFixed(s, e, meta, func(obj map[string]any) bool { return w.fixTextDone(obj, meta) })
+		w.writeFixed(s, e, meta, w.sentOf(meta.text), false, func(obj map[string]any) bool { return w.fixTextDone(obj, meta) })
 	case meta.typ == "response.content_part.done" || meta.typ == "response.reasoning_summary_part.done":
 		w.annotationEvents(s, meta.text)
-		w.writeFixed(s, e, meta, func(obj map[string]any) bool {
+		w.writeFixed(s, e, meta, w.sentOf(meta.text), meta.text != nil && len(meta.text.anns) > 0, func(obj map[string]any) bool {
 			part, _ := obj["part"].(map[string]any)
 			return w.fixPart(part, meta.text)
 		})
 	case meta.typ == "response.output_item.done":
+		annotated := false
 		for _, rt := range meta.item.order {
 			w.annotationEvents(s, rt)
+			annotated = annotated || len(rt.anns) > 0
 		}
 		meta.item.sentDone = true
-		w.writeFixed(s, e, meta, func(obj map[string]any) bool {
+		w.writeFixed(s, e, meta, w.sentOf(meta.item.order...), annotated, func(obj map[string]any) bool {
 			item, _ := obj["item"].(map[string]any)
 			meta.item.done = item
 			return w.fixItem(item, meta.item)
 		})
 	case e.done:
 		w.ended = true
-		w.writeFixed(s, e, meta, func(obj map[string]any) bool {
+		var all []*respText
+		annotated := len(shown(s.cite(s.choice(0)))) > 0
+		for _, it := range w.sortedItems() {
+			if it.sentAdded {
+				all = append(all, it.order...)
+			}
+		}
+		w.writeFixed(s, e, meta, w.sentOf(all...), annotated, func(obj map[string]any) bool {
 			resp, _ := obj["response"].(map[string]any)
 			return w.fixResponse(s, resp)
 		})
 	default:
 		w.writeSeq(s, e, meta)
 	}
+}
+
+// sentOf returns what the client got of each of texts.
+func (w *responsesWire) sentOf(texts ...*respText) []string {
+	var out []string
+	for _, rt := range texts {
+		if rt != nil {
+			out = append(out, rt.sent.String())
+		}
+	}
+	return out
 }
 
 // writeSeq writes an event as it came, or renumbered when the events before it
@@ -514,9 +610,13 @@ func (w *responsesWire) writeSeq(s *streamFilter, e *event, meta respMeta) {
 	w.emit(s, obj)
 }
 
-// writeFixed writes an event that repeats text: as it came if fix changes
-// nothing in it, else changed.
-func (w *responsesWire) writeFixed(s *streamFilter, e *event, meta respMeta, fix func(map[string]any) bool) {
+// writeFixed writes an event that repeats text: as it came if it holds only the
+// texts sent (and there is nothing to add to it), else as fix changes it.
+func (w *responsesWire) writeFixed(s *streamFilter, e *event, meta respMeta, sent []string, add bool, fix func(map[string]any) bool) {
+	if !add && sameTexts(e.data, sent) {
+		w.writeSeq(s, e, meta)
+		return
+	}
 	obj, err := decodeObject(e.data)
 	if err != nil {
 		return

@@ -84,11 +84,22 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	BodyTimeout       time.Duration
 	IdleConnTimeout   time.Duration
+	// Rename matches renamed copies too (code copied with its identifiers renamed
+	// consistently), as indexer scan --rename does: it needs a local index built with
+	// --rename. Its runs are longer (the index's rename-robust threshold, 50 tokens
+	// by default), so block mode holds text back for that many, and the k-gram
+	// filter's shorter holdback is off. Off by default.
+	Rename bool
 	// Passthrough lists paths (as /v1/assistants, or /v1/threads/* for every path
 	// under /v1/threads/) of requests the proxy would refuse, neither a generation
 	// endpoint it checks nor a known pass-through, that it passes on UNCHECKED
 	// instead. Empty by default.
 	Passthrough []string
+	// ModelDirs are the directories of the models the upstream serves, in the
+	// Hugging Face layout (a snapshot directory with README.md, a models--ORG--NAME
+	// directory of the hub cache, or a cache holding them): their cards are read at
+	// start and on reload, and compared with the policy's license reviews.
+	ModelDirs []string
 }
 
 // Flags registers the options as flags, defaulting to the environment.
@@ -136,9 +147,18 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	dur(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "longest a client may take to send its request headers")
 	dur(&o.BodyTimeout, "body-timeout", time.Minute, "longest a client may take to send the body of a completion request")
 	dur(&o.IdleConnTimeout, "idle-timeout", 2*time.Minute, "how long a kept-alive client connection may stay idle")
+	rename, _ := strconv.ParseBool(envOr("rename", "false"))
+	fs.BoolVar(&o.Rename, "rename", rename, "match renamed copies too (needs a local index built with --rename; longer holdback) ($"+envName("rename")+")")
 	if v := envOr("passthrough", ""); v != "" {
 		o.Passthrough = strings.Split(v, ",")
 	}
+	if v := envOr("model-dir", ""); v != "" {
+		o.ModelDirs = strings.Split(v, ",")
+	}
+	fs.Func("model-dir", "read the model card of this `directory` (a Hugging Face snapshot, models--ORG--NAME, or a hub cache) at start and on reload, and refuse or flag a model whose card changed since its license review (repeatable; $"+envName("model-dir")+", comma-separated)", func(d string) error {
+		o.ModelDirs = append(o.ModelDirs, d)
+		return nil
+	})
 	fs.Func("passthrough", "pass requests for this `path` (a trailing * matches any rest) on UNCHECKED though cleanroom does not check them (repeatable; $"+envName("passthrough")+", comma-separated)", func(p string) error {
 		if !strings.HasPrefix(p, "/") {
 			return fmt.Errorf("%q: a path starts with /", p)
@@ -231,10 +251,14 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, upstream: u, policy: policy, store: &store{dir: opts.Index, lookupTimeout: opts.IndexTimeout, cacheBytes: int64(opts.IndexCacheMB) << 20}, metrics: newMetrics(),
+	s := &Server{opts: opts, upstream: u, policy: policy, store: &store{dir: opts.Index, lookupTimeout: opts.IndexTimeout, cacheBytes: int64(opts.IndexCacheMB) << 20, rename: opts.Rename}, metrics: newMetrics(),
 		log: log, audit: audit, stop: make(chan struct{})}
 	s.metrics.knowModels(policy.Models)
-	if err := s.Reload(); err != nil {
+	if err := s.loadCards(); err != nil {
+		audit.close()
+		return nil, err
+	}
+	if err := s.reloadIndex(); err != nil {
 		if !opts.FailOpen {
 			audit.close()
 			return nil, err
@@ -342,7 +366,7 @@ func (s *Server) AdminHandler() http.Handler {
 func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
 	if err := s.Reload(); err != nil {
 		writeError(w, http.StatusInternalServerError, "server_error", "reload_failed",
-			"the index could not be loaded; the old one is still served: "+err.Error())
+			"the reload failed; the index and model cards loaded before are still served: "+err.Error())
 		return
 	}
 	io.WriteString(w, "reloaded\n")
@@ -355,9 +379,18 @@ func (s *Server) Close() {
 	s.audit.close()
 }
 
-// Reload loads the index again, as SIGHUP does. On failure the proxy keeps serving
-// the index it has.
+// Reload reads the model cards of --model-dir and loads the index again, as
+// SIGHUP does. On failure the proxy keeps serving the index (and the cards) it has.
 func (s *Server) Reload() error {
+	cerr := s.loadCards()
+	if err := s.reloadIndex(); err != nil {
+		return err
+	}
+	return cerr
+}
+
+// reloadIndex loads the index again.
+func (s *Server) reloadIndex() error {
 	ix, took, err := s.store.load()
 	if err != nil {
 		s.metrics.reloads.WithLabelValues("failure").Inc()

@@ -22,6 +22,8 @@ type store struct {
 	redis         *index.Redis
 	lookupTimeout time.Duration
 	cacheBytes    int64
+	// rename loads the rename-robust fingerprints, and wants them (--rename).
+	rename bool
 
 	mu      sync.Mutex
 	cur     *loaded
@@ -78,15 +80,23 @@ func (s *store) load() (index.Store, time.Duration, error) {
 	s.loading.Lock()
 	defer s.loading.Unlock()
 	if index.IsRedisURL(s.dir) {
+		if s.rename {
+			return nil, 0, fmt.Errorf("loading index %s: --rename needs rename-robust fingerprints, which an index in a Redis Cluster does not hold: serve a local index built with indexer build --rename", s.dir)
+		}
 		return s.loadRedis()
 	}
 	stamp, _ := stampOf(s.dir)
 	start := time.Now()
-	ix, err := index.Open(s.dir, index.OpenOptions{SkipRename: true}) // the proxy matches exactly
+	// The rename-robust fingerprints are loaded only for --rename: they cost memory.
+	ix, err := index.Open(s.dir, index.OpenOptions{SkipRename: !s.rename})
 	if err != nil {
 		return nil, 0, fmt.Errorf("loading index %s: %w", s.dir, err)
 	}
 	took := time.Since(start)
+	if _, ok := ix.RenameParams(); s.rename && !ok {
+		ix.Close()
+		return nil, 0, fmt.Errorf("loading index %s: --rename needs rename-robust fingerprints, and it has none: rebuild it with indexer build --rename", s.dir)
+	}
 	s.swap(ix, stamp, "")
 	return ix, took, nil
 }

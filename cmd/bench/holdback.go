@@ -93,7 +93,7 @@ func withoutKGrams(c *config) (string, error) {
 
 // measureLag streams content through cleanroom in block mode on the index in dir,
 // one token per event, and returns the lag in tokens before each event.
-func measureLag(c *config, dir, content string) ([]float64, error) {
+func measureLag(c *config, dir, content string, tweak ...func(*proxy.Options)) ([]float64, error) {
 	toks := fingerprint.Tokenize(fingerprint.Markdown, []byte(content))
 	// Event i carries the text up to the end of token i.
 	var ends []int
@@ -132,8 +132,11 @@ func measureLag(c *config, dir, content string) ([]float64, error) {
 		io.WriteString(w, "data: [DONE]\n\n")
 	}))
 	defer up.Close()
-	srv, err := proxy.New(proxy.Options{Index: dir, Upstream: up.URL, Mode: "block", AuditLog: os.DevNull},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	opts := proxy.Options{Index: dir, Upstream: up.URL, Mode: "block", AuditLog: os.DevNull}
+	for _, f := range tweak {
+		f(&opts)
+	}
+	srv, err := proxy.New(opts, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return nil, err
 	}

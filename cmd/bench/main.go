@@ -48,7 +48,7 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 7, "alternating rounds of the gateway comparison")
 	flag.DurationVar(&c.pace, "pace", 2*time.Millisecond, "time between tokens of the holdback figure's upstream")
 	flag.BoolVar(&c.reuse, "reuse", false, "reuse the index in --out if there is one (no build figures)")
-	only := flag.String("steps", "", "comma-separated `steps` to run (fingerprinting, build, lookups, redis, gateway, holdback, gobench); default all")
+	only := flag.String("steps", "", "comma-separated `steps` to run (fingerprinting, build, lookups, redis, gateway, holdback, rename, gobench); default all")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to `file`")
 	flag.StringVar(&c.memprofile, "memprofile", "", "write heap profiles of cleanroom's open streams to `file`.annotate and `file`.block")
 	flag.StringVar(&c.goBench, "gobench", "", "`file` of `go test -bench` output to include in the report, in place of running the benchmarks")
@@ -84,6 +84,7 @@ func main() {
 		{"redis", redisCluster},
 		{"gateway", gateway},
 		{"holdback", holdback},
+		{"rename", renameCost},
 		{"gobench", goBenchmarks},
 	}
 	if *cpuprofile != "" {

@@ -24,8 +24,22 @@ type Repo struct {
 // https://example.org/<name>/. It returns the texts of each repository's files; the
 // same seed gives the same texts.
 func Build(dir string, seed uint64, repos ...Repo) (map[string][]string, error) {
+	return build(dir, seed, false, repos)
+}
+
+// BuildRename is Build with rename-robust fingerprints too (indexer build --rename),
+// with the default parameters.
+func BuildRename(dir string, seed uint64, repos ...Repo) (map[string][]string, error) {
+	return build(dir, seed, true, repos)
+}
+
+func build(dir string, seed uint64, rename bool, repos []Repo) (map[string][]string, error) {
 	g := gencode.New(seed)
-	b, err := index.NewBuilder(dir, index.BuildOptions{Params: fingerprint.DefaultParams})
+	opts := index.BuildOptions{Params: fingerprint.DefaultParams}
+	if rename {
+		opts.Rename = fingerprint.DefaultRenameParams
+	}
+	b, err := index.NewBuilder(dir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -43,10 +57,16 @@ func Build(dir string, seed uint64, repos ...Repo) (map[string][]string, error) 
 			texts[repo.Name] = append(texts[repo.Name], text)
 			s := fingerprint.NewStream(fingerprint.DefaultParams, fingerprint.C)
 			s.CollectKGrams()
+			if rename {
+				s.EnableRename(fingerprint.DefaultRenameParams)
+			}
 			s.Write([]byte(text))
 			s.Close()
 			b.AddKGrams(s.KGrams)
 			d := index.NewDoc(s.Tokens, s.Fingerprints)
+			if rename {
+				d.AddRenamed(s.Tokens, s.Renamed)
+			}
 			d.Repo, d.Path, d.License, d.LicenseFrom, d.Lang = r, fmt.Sprintf("src/%s%d.c", repo.Name, i), repo.License, "spdx-line", "c"
 			d.Size = int64(len(text))
 			if err := b.Add(d); err != nil {
