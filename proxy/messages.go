@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -212,14 +213,15 @@ type msgMeta struct {
 type messagesWire struct {
 	blocks   map[int]*msgBlock
 	order    []*msgBlock // in the order they started
-	meta     map[*event]msgMeta
+	metas    []msgMeta   // what read learned of the events write has yet to write, from head on
+	head     int
 	reported int  // output_tokens as the upstream last reported them
 	stopSent bool // a message_stop went to the client
 	ended    bool // the proxy ended the message (a blocked answer)
 }
 
 func newMessagesWire() *messagesWire {
-	return &messagesWire{blocks: map[int]*msgBlock{}, meta: map[*event]msgMeta{}}
+	return &messagesWire{blocks: map[int]*msgBlock{}}
 }
 
 // msgEvent is what read decodes of an event's JSON. A field of the wrong type
@@ -253,128 +255,157 @@ type msgUsage struct {
 	OutputTokens *int
 }
 
-// decodeMsgEvent decodes an event's JSON by its exact keys. (encoding/json
-// matches struct fields without regard to case, and takes the last of the keys
-// that match: {"text": <code>, "Text": "x"} would read as "x", while a client
-// reads the code.) Of keys given twice the last counts, as in JavaScript and
-// Python.
+// decodeMsgEvent decodes an event's JSON by its exact keys, in one pass (see
+// jsonscan.go). (encoding/json matches struct fields without regard to case, and
+// takes the last of the keys that match: {"text": <code>, "Text": "x"} would read
+// as "x", while a client reads the code.) Of keys given twice the last counts, as
+// in JavaScript and Python.
 func decodeMsgEvent(data []byte) (m msgEvent, err error) {
-	o, err := jsonObject(data, "the event")
-	if err != nil {
-		return m, err
+	bad := ""
+	r := jsonReader{b: data}
+	if r.peek() != '{' {
+		return m, errors.New("the event is not a JSON object")
+	}
+	usage := func() *msgUsage {
+		if r.peek() == 'n' {
+			r.skip()
+			return nil
+		}
+		if r.peek() != '{' {
+			r.skip()
+			bad = "usage is not a JSON object"
+			return nil
+		}
+		u := &msgUsage{}
+		r.object(func(k []byte) {
+			if string(k) == "output_tokens" {
+				r.nullInt(&u.OutputTokens, "output_tokens", &bad)
+				return
+			}
+			r.skip()
+		})
+		return u
 	}
 	var typ *string
-	if typ, err = o.str("type"); err != nil {
-		return m, err
+	r.object(func(key []byte) {
+		switch string(key) {
+		case "type":
+			r.nullString(&typ, "type", &bad)
+		case "index":
+			r.nullInt(&m.Index, "index", &bad)
+		case "usage":
+			m.Usage = usage()
+		case "message":
+			m.Message = nil
+			if r.peek() == 'n' {
+				r.skip()
+				return
+			}
+			if r.peek() != '{' {
+				r.skip()
+				bad = "message is not a JSON object"
+				return
+			}
+			m.Message = &msgMessage{}
+			r.object(func(k []byte) {
+				switch string(k) {
+				case "content":
+					m.Message.Content = nil
+					if r.peek() == 'n' {
+						r.skip()
+						return
+					}
+					if r.peek() != '[' {
+						r.skip()
+						bad = "message.content is not an array"
+						return
+					}
+					r.array(func() { m.Message.Content = append(m.Message.Content, r.raw()) })
+				case "usage":
+					m.Message.Usage = usage()
+				default:
+					r.skip()
+				}
+			})
+		case "content_block":
+			m.ContentBlock = nil
+			if r.peek() == 'n' {
+				r.skip()
+				return
+			}
+			if r.peek() != '{' {
+				r.skip()
+				bad = "content_block is not a JSON object"
+				return
+			}
+			cb := &msgContentBlock{}
+			var t *string
+			r.object(func(k []byte) {
+				switch string(k) {
+				case "type":
+					r.nullString(&t, "type", &bad)
+				case "text":
+					r.nullString(&cb.Text, "text", &bad)
+				case "thinking":
+					r.nullString(&cb.Thinking, "thinking", &bad)
+				case "input":
+					cb.Input = r.raw()
+				default:
+					r.skip()
+				}
+			})
+			if t != nil {
+				cb.Type = *t
+			}
+			m.ContentBlock = cb
+		case "delta":
+			m.Delta = nil
+			if r.peek() == 'n' {
+				r.skip()
+				return
+			}
+			if r.peek() != '{' {
+				r.skip()
+				bad = "delta is not a JSON object"
+				return
+			}
+			d := &msgDeltaIn{}
+			var t *string
+			r.object(func(k []byte) {
+				switch string(k) {
+				case "type":
+					r.nullString(&t, "type", &bad)
+				case "text":
+					r.nullString(&d.Text, "text", &bad)
+				case "partial_json":
+					r.nullString(&d.PartialJSON, "partial_json", &bad)
+				case "thinking":
+					r.nullString(&d.Thinking, "thinking", &bad)
+				case "stop_reason":
+					r.nullString(&d.StopReason, "stop_reason", &bad)
+				default:
+					r.skip()
+				}
+			})
+			if t != nil {
+				d.Type = *t
+			}
+			m.Delta = d
+		default:
+			r.skip()
+		}
+	})
+	r.ws()
+	switch {
+	case r.bad || r.i != len(r.b):
+		return m, errors.New("the event is not valid JSON")
+	case bad != "":
+		return m, errors.New(bad)
 	}
 	if typ != nil {
 		m.Type = *typ
 	}
-	if m.Index, err = o.int("index"); err != nil {
-		return m, err
-	}
-	if msg, err := o.obj("message"); err != nil {
-		return m, err
-	} else if msg != nil {
-		m.Message = &msgMessage{}
-		if b := msg["content"]; len(b) > 0 && string(b) != "null" {
-			if err := json.Unmarshal(b, &m.Message.Content); err != nil {
-				return m, fmt.Errorf("message.content is not an array")
-			}
-		}
-		if m.Message.Usage, err = msgUsageOf(msg); err != nil {
-			return m, err
-		}
-	}
-	if cb, err := o.obj("content_block"); err != nil {
-		return m, err
-	} else if cb != nil {
-		m.ContentBlock = &msgContentBlock{Input: cb["input"]}
-		if typ, err = cb.str("type"); err != nil {
-			return m, err
-		}
-		if typ != nil {
-			m.ContentBlock.Type = *typ
-		}
-		if m.ContentBlock.Text, err = cb.str("text"); err != nil {
-			return m, err
-		}
-		if m.ContentBlock.Thinking, err = cb.str("thinking"); err != nil {
-			return m, err
-		}
-	}
-	if d, err := o.obj("delta"); err != nil {
-		return m, err
-	} else if d != nil {
-		m.Delta = &msgDeltaIn{}
-		if typ, err = d.str("type"); err != nil {
-			return m, err
-		}
-		if typ != nil {
-			m.Delta.Type = *typ
-		}
-		for k, v := range map[string]**string{"text": &m.Delta.Text, "partial_json": &m.Delta.PartialJSON,
-			"thinking": &m.Delta.Thinking, "stop_reason": &m.Delta.StopReason} {
-			if *v, err = d.str(k); err != nil {
-				return m, err
-			}
-		}
-	}
-	m.Usage, err = msgUsageOf(o)
-	return m, err
-}
-
-func msgUsageOf(o jsonObj) (*msgUsage, error) {
-	u, err := o.obj("usage")
-	if u == nil || err != nil {
-		return nil, err
-	}
-	n, err := u.int("output_tokens")
-	return &msgUsage{OutputTokens: n}, err
-}
-
-// jsonObj is a JSON object's members by their exact keys.
-type jsonObj map[string]json.RawMessage
-
-func jsonObject(b []byte, what string) (jsonObj, error) {
-	var o jsonObj
-	if err := json.Unmarshal(b, &o); err != nil || o == nil {
-		return nil, fmt.Errorf("%s is not a JSON object", what)
-	}
-	return o, nil
-}
-
-// str returns member k: nil when absent or null, an error when not a string.
-func (o jsonObj) str(k string) (*string, error) {
-	b, ok := o[k]
-	if !ok || string(b) == "null" {
-		return nil, nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s is not a string", k)
-	}
-	return &s, nil
-}
-
-func (o jsonObj) int(k string) (*int, error) {
-	b, ok := o[k]
-	if !ok || string(b) == "null" {
-		return nil, nil
-	}
-	var n int
-	if err := json.Unmarshal(b, &n); err != nil {
-		return nil, fmt.Errorf("%s is not an integer", k)
-	}
-	return &n, nil
-}
-
-func (o jsonObj) obj(k string) (jsonObj, error) {
-	b, ok := o[k]
-	if !ok || string(b) == "null" {
-		return nil, nil
-	}
-	return jsonObject(b, k)
+	return m, nil
 }
 
 // msgStray returns the text field of a block or delta of type typ that does not
@@ -399,18 +430,18 @@ func msgStray(typ string, fields map[string]*string) string {
 var toolBlocks = map[string]bool{"tool_use": true, "server_tool_use": true, "mcp_tool_use": true}
 
 func (w *messagesWire) read(s *streamFilter, ev sseEvent, e *event) {
-	if ev.data == nil {
-		e.barrier = true // a comment, a keep-alive
-		return
-	}
-	data := bytes.TrimSpace(ev.data)
 	meta := msgMeta{}
 	defer func() {
 		if meta.poison != "" {
 			w.unreadable(s, e)
 		}
-		w.meta[e] = meta
+		w.metas = append(w.metas, meta)
 	}()
+	if ev.data == nil {
+		e.barrier = true // a comment, a keep-alive
+		return
+	}
+	data := bytes.TrimSpace(ev.data)
 	m, err := decodeMsgEvent(data)
 	if err != nil || m.Type == "" {
 		meta.poison = "an event that is not a Messages event"
@@ -600,8 +631,12 @@ func (w *messagesWire) unreadable(s *streamFilter, e *event) {
 }
 
 func (w *messagesWire) write(s *streamFilter, e *event) {
-	meta := w.meta[e]
-	delete(w.meta, e)
+	// One message, one choice: events are written in the order they were read.
+	meta := w.metas[w.head]
+	w.metas[w.head] = msgMeta{}
+	if w.head++; w.head == len(w.metas) {
+		w.metas, w.head = w.metas[:0], 0
+	}
 	if w.ended {
 		return // the proxy has ended the message
 	}
