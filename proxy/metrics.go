@@ -35,6 +35,9 @@ type metrics struct {
 	ready          prometheus.Gauge
 	failOpen       prometheus.Gauge
 	modelRequests  *prometheus.CounterVec // model, license, class, decision
+	cardInfo       *prometheus.GaugeVec   // model, card, card_license, reviewed_license, commit
+	cardMismatch   *prometheus.GaugeVec   // model, card, change
+	cardReads      *prometheus.CounterVec // result
 }
 
 func newMetrics() *metrics {
@@ -107,6 +110,21 @@ func newMetrics() *metrics {
 		Help: "Requests naming a model, by the model's entry in the policy's model list (unlisted for models it does not list), its license and license class, and the decision (allowed, refused).",
 	}, []string{"model", "license", "class", "decision"})
 	f(m.modelRequests)
+	m.cardInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cleanroom_model_license_info",
+		Help: "1 for each model card read with --model-dir: the policy entry it falls under (unlisted for none), the card's model id, the license its card names, the license the review recorded, and the snapshot commit.",
+	}, []string{"model", "card", "card_license", "reviewed_license", "commit"})
+	f(m.cardInfo)
+	m.cardMismatch = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cleanroom_model_card_mismatch",
+		Help: "1 when a model's card (--model-dir) differs from what its license review recorded in the policy, by policy entry, card and change (license, commit); else 0.",
+	}, []string{"model", "card", "change"})
+	f(m.cardMismatch)
+	m.cardReads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cleanroom_model_card_reads_total",
+		Help: "Readings of the model cards of --model-dir, at start and on each reload, by result (success, failure: the cards read before stay).",
+	}, []string{"result"})
+	f(m.cardReads)
 	// Counters a dashboard divides by, or an alert takes the increase of, must exist
 	// before their first event.
 	for _, fm := range formats {
@@ -125,6 +143,9 @@ func newMetrics() *metrics {
 	}
 	for _, op := range []string{"lookup", "load"} {
 		m.storeErrors.WithLabelValues(op)
+	}
+	for _, r := range []string{"success", "failure"} {
+		m.cardReads.WithLabelValues(r)
 	}
 	return m
 }

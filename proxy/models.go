@@ -5,41 +5,35 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"cleanroom/corpus/license"
+	"cleanroom/proxy/modelcard"
 )
 
-// A ModelClass says what a model's license lets a company do with the model.
-type ModelClass string
+// A ModelClass says what a model's license lets a company do with the model (see
+// modelcard.Class).
+type ModelClass = modelcard.Class
 
 // Model license classes, from the most open.
 const (
 	// ModelOpen is an OSI-approved or permissive license: Apache-2.0, MIT, ...
-	ModelOpen ModelClass = "open"
+	ModelOpen = modelcard.Open
 	// ModelRestricted allows commercial use under conditions: a threshold of
 	// monthly active users, an acceptable-use policy, no training of other models.
-	ModelRestricted ModelClass = "restricted"
+	ModelRestricted = modelcard.Restricted
 	// ModelNonCommercial forbids commercial use (CC-BY-NC-*, ...).
-	ModelNonCommercial ModelClass = "non-commercial"
+	ModelNonCommercial = modelcard.NonCommercial
 	// ModelResearchOnly allows research and evaluation only.
-	ModelResearchOnly ModelClass = "research-only"
+	ModelResearchOnly = modelcard.ResearchOnly
 	// ModelUnknown is a license no one has classified.
-	ModelUnknown ModelClass = "unknown"
+	ModelUnknown = modelcard.Unknown
 )
 
-var modelClasses = []ModelClass{ModelOpen, ModelRestricted, ModelNonCommercial, ModelResearchOnly, ModelUnknown}
-
-func parseModelClass(s string) (ModelClass, error) {
-	for _, c := range modelClasses {
-		if s == string(c) {
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("unknown model license class %q (want open, restricted, non-commercial, research-only or unknown)", s)
-}
+func parseModelClass(s string) (ModelClass, error) { return modelcard.ParseClass(s) }
 
 // A ModelLicense is what a compliance review found about one model's license: an
 // entry of the policy file's models.list.
@@ -65,6 +59,13 @@ type ModelLicense struct {
 	Reviewed              string     `yaml:"reviewed"` // date of the review, YYYY-MM-DD
 	Reviewer              string     `yaml:"reviewer"`
 	Notes                 string     `yaml:"notes"`
+	// What the review read on the model card (see ModelPolicy's card checks):
+	// Card is the card's model id (ORG/NAME) when it differs from ID, CardLicense
+	// the card's license as read (its license id, or for license: other its
+	// license_name), Commit the snapshot commit reviewed.
+	Card        string `yaml:"card"`
+	CardLicense string `yaml:"card_license"`
+	Commit      string `yaml:"commit"`
 }
 
 // A ModelPolicy is the policy file's models section: the upstream's models with
@@ -86,17 +87,28 @@ type ModelPolicy struct {
 	RequireKnown bool
 	Block        []ModelClass // the classes refused
 
+	// OnCardChange is what the gateway does with a model whose card (read with
+	// --model-dir) no longer says what its review recorded: "refuse" (the
+	// default) or "flag" (serve it, and say so in the metrics and /v1/models).
+	OnCardChange string
+	// Datasets are the rules that flag training datasets: the policy's, then
+	// the defaults; OnDatasetFlag is what `proxy models check` makes of a flag.
+	Datasets      modelcard.DatasetRules
+	OnDatasetFlag string
+
 	exact    map[string]*ModelLicense
 	patterns []*ModelLicense // longest first
 	list     []*ModelLicense // in the file's order
+	cards    atomic.Pointer[cardState]
 }
 
 // modelSectionKeys and modelEntryKeys are the keys the models section knows: any
 // other is an error, so that a misspelt key does not pass for a default.
 var (
-	modelSectionKeys = []string{"require_known_model_license", "block_classes", "list"}
+	modelSectionKeys = []string{"require_known_model_license", "block_classes", "list", "on_card_change", "datasets"}
 	modelEntryKeys   = []string{"id", "license", "license_url", "class", "commercial_use", "mau_threshold",
-		"outputs_may_train_models", "acceptable_use_url", "reviewed", "reviewer", "notes"}
+		"outputs_may_train_models", "acceptable_use_url", "reviewed", "reviewer", "notes", "card", "card_license", "commit"}
+	datasetKeys = []string{"flag", "allow", "defaults", "on_flag"}
 )
 
 // parseModelPolicy reads the models section of a policy file.
@@ -111,12 +123,26 @@ func parseModelPolicy(node *yaml.Node) (*ModelPolicy, error) {
 		RequireKnown bool        `yaml:"require_known_model_license"`
 		Block        *[]string   `yaml:"block_classes"`
 		List         []yaml.Node `yaml:"list"`
+		OnCardChange string      `yaml:"on_card_change"`
+		Datasets     yaml.Node   `yaml:"datasets"`
 	}
 	if err := node.Decode(&sec); err != nil {
 		return nil, fmt.Errorf("models: %w", err)
 	}
 	mp := &ModelPolicy{RequireKnown: sec.RequireKnown, Block: []ModelClass{ModelNonCommercial, ModelResearchOnly},
-		exact: map[string]*ModelLicense{}}
+		OnCardChange: "refuse", Datasets: modelcard.DefaultDatasets(), OnDatasetFlag: "review", exact: map[string]*ModelLicense{}}
+	switch sec.OnCardChange {
+	case "":
+	case "refuse", "flag":
+		mp.OnCardChange = sec.OnCardChange
+	default:
+		return nil, fmt.Errorf("models.on_card_change: %q: want refuse or flag", sec.OnCardChange)
+	}
+	if sec.Datasets.Kind != 0 {
+		if err := mp.parseDatasets(&sec.Datasets); err != nil {
+			return nil, err
+		}
+	}
 	if sec.Block != nil {
 		mp.Block = nil
 		for _, s := range *sec.Block {
@@ -170,6 +196,9 @@ func (m *ModelLicense) check() error {
 	}
 	if m.License == "" {
 		return fmt.Errorf("model %q has no license (an SPDX id or a LicenseRef-)", m.ID)
+	}
+	if m.Commit != "" && !commitPrefix.MatchString(m.Commit) {
+		return fmt.Errorf("model %q: commit: want the snapshot's commit, 7 to 40 hex digits: %q", m.ID, m.Commit)
 	}
 	if m.Class == "" {
 		m.Class = classOfModelLicense(m.License, m.CommercialUse)
@@ -245,6 +274,7 @@ func (mp *ModelPolicy) Lookup(model string) *ModelLicense {
 // A modelDecision is the gate's answer for one model id.
 type modelDecision struct {
 	entry   *ModelLicense // nil when unlisted
+	card    *cardStatus   // the model's card, when --model-dir has it
 	refused bool
 	code    string // the error code of a refusal
 	reason  string // why it is refused, for the client
@@ -253,6 +283,7 @@ type modelDecision struct {
 // Decide says whether requests for model may pass.
 func (mp *ModelPolicy) Decide(model string) modelDecision {
 	m := mp.Lookup(model)
+	st := mp.cardFor(m, model)
 	switch {
 	case mp == nil:
 		return modelDecision{}
@@ -262,13 +293,17 @@ func (mp *ModelPolicy) Decide(model string) modelDecision {
 	case m == nil:
 		return modelDecision{}
 	case slices.Contains(mp.Block, m.Class):
-		return modelDecision{entry: m, refused: true, code: "model_license_blocked",
+		return modelDecision{entry: m, card: st, refused: true, code: "model_license_blocked",
 			reason: fmt.Sprintf("its license, %s, is %s, and the policy blocks %s models", m.describe(), m.Class, m.Class)}
 	case m.Class == ModelUnknown && mp.RequireKnown:
-		return modelDecision{entry: m, refused: true, code: "model_license_unknown",
+		return modelDecision{entry: m, card: st, refused: true, code: "model_license_unknown",
 			reason: fmt.Sprintf("its license, %s, has not been classified, and the policy requires a known license for every model", m.describe())}
+	case st != nil && len(st.changes) > 0 && mp.OnCardChange != "flag":
+		return modelDecision{entry: m, card: st, refused: true, code: "model_card_changed",
+			reason: fmt.Sprintf("%s (card %s in %s); the policy refuses a model whose card no longer matches its review",
+				modelcard.ChangeMessage(st.changes), st.card.ID, st.card.File)}
 	}
-	return modelDecision{entry: m}
+	return modelDecision{entry: m, card: st}
 }
 
 // describe names a license and where to read it.
@@ -325,6 +360,9 @@ type modelLicenseInfo struct {
 	Listed                bool   `json:"listed"`
 	Allowed               bool   `json:"allowed"`          // whether this gateway passes requests for the model
 	Reason                string `json:"reason,omitempty"` // why not
+	// Card is what the model's card says, when the proxy reads it (--model-dir),
+	// beside the review's license above.
+	Card *cardInfo `json:"card,omitempty"`
 }
 
 // info returns the license object for a model, or nil for a model the policy
@@ -342,6 +380,9 @@ func (mp *ModelPolicy) info(model string) *modelLicenseInfo {
 		li.ID, li.URL, li.Class, li.Listed = e.License, e.LicenseURL, string(e.Class), true
 		li.CommercialUse, li.MAUThreshold, li.OutputsMayTrainModels = e.CommercialUse, e.MAUThreshold, e.OutputsMayTrainModels
 		li.AcceptableUseURL, li.Reviewed, li.Reviewer, li.Notes = e.AcceptableUseURL, e.Reviewed, e.Reviewer, e.Notes
+	}
+	if d.card != nil {
+		li.Card = d.card.info()
 	}
 	return li
 }

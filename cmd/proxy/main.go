@@ -2,7 +2,8 @@
 // and point clients at it.
 //
 //	proxy --index DIR --upstream URL [--listen ADDR] [--admin-listen ADDR] [--tls-cert FILE --tls-key FILE]
-//	      [--upstream-ca FILE] [--mode block|annotate] [--policy FILE] [--fail-open]
+//	      [--upstream-ca FILE] [--mode block|annotate] [--policy FILE] [--fail-open] [--model-dir DIR]...
+//	proxy models check [--policy FILE] [--format text|json] DIR...
 //
 // Every flag can also be set by an environment variable: CLEANROOM_INDEX,
 // CLEANROOM_UPSTREAM, CLEANROOM_LISTEN, ... SIGHUP reloads the index; so does a
@@ -32,6 +33,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "models" {
+		return runModels(args[1:], os.Stdout, os.Stderr)
+	}
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	var opts proxy.Options
 	opts.Flags(fs)

@@ -17,12 +17,18 @@ import (
 
 	"cleanroom/index/indextest"
 	"cleanroom/proxy"
+	"cleanroom/proxy/modelcard/cardtest"
 	"cleanroom/proxy/upstream"
 )
 
 // policy annotates LGPL matches, allows those of the repo "acme" and, by the
 // default mode, blocks the rest.
-const policy = "actions:\n  LGPL-*: annotate\nallowlist:\n  - repo: acme\n"
+//
+// Its models section lists a model served from a card (--model-dir) as its review
+// read it, so that the card metrics are exposed; the traffic names other models.
+const policy = "actions:\n  LGPL-*: annotate\nallowlist:\n  - repo: acme\n" +
+	"models:\n  list:\n    - id: code-model\n      card: acme/code-model\n      card_license: apache-2.0\n" +
+	"      commit: " + cardtest.C1 + "\n      license: Apache-2.0\n"
 
 // env is the proxy in front of the test upstream, over an index of generated code:
 // gpl[i] are GPL-2.0-only files of repo "gen", lgpl[i] LGPL-2.1 files of "lesser",
@@ -70,8 +76,10 @@ func newEnv(t *testing.T) *env {
 	if err := os.WriteFile(policyFile, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	cache := filepath.Join(dir, "hub")
+	cardtest.Write(t, cache, "acme/code-model", cardtest.C1, cardtest.Mistral)
 	s, err := proxy.New(proxy.Options{Index: e.ixDir, Upstream: upSrv.URL, Mode: "block", PolicyFile: policyFile,
-		AuditLog: filepath.Join(dir, "audit.jsonl")}, quiet)
+		ModelDirs: []string{cache}, AuditLog: filepath.Join(dir, "audit.jsonl")}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
