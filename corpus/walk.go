@@ -25,6 +25,9 @@ type File struct {
 	Lang fingerprint.Lang
 	// Data is the whole, decompressed content. It is the visitor's to keep.
 	Data []byte
+	// Generated is set for generated code (by its name or a marker in its header)
+	// that Walk hands on because it states a copyleft license (see Stats.Generated).
+	Generated bool
 }
 
 // Stats counts what Walk did with a source's files. Its methods are safe for
@@ -35,6 +38,10 @@ type Stats struct {
 	Bytes        int64            // their bytes, decompressed
 	LicenseFiles int64            // license files handed to Repos
 	Skipped      map[string]int64 // files skipped, by reason (the Skip* constants)
+	// Generated counts the files among Files that are generated code handed on
+	// because they state a copyleft license of their own; generated code without
+	// one is Skipped[SkipGenerated].
+	Generated int64
 
 	mu sync.Mutex
 }
@@ -43,7 +50,7 @@ type Stats struct {
 func (s *Stats) Snapshot() *Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &Stats{Files: s.Files, Bytes: s.Bytes, LicenseFiles: s.LicenseFiles, Skipped: maps.Clone(s.Skipped)}
+	return &Stats{Files: s.Files, Bytes: s.Bytes, LicenseFiles: s.LicenseFiles, Generated: s.Generated, Skipped: maps.Clone(s.Skipped)}
 }
 
 // Add adds the counts of o to s.
@@ -54,6 +61,7 @@ func (s *Stats) Add(o *Stats) {
 	s.Files += o.Files
 	s.Bytes += o.Bytes
 	s.LicenseFiles += o.LicenseFiles
+	s.Generated += o.Generated
 	for k, v := range o.Skipped {
 		s.skipLocked(k, v)
 	}
@@ -86,13 +94,16 @@ func (s *Stats) skip(reason string) {
 	s.mu.Unlock()
 }
 
-func (s *Stats) served(n int) {
+func (s *Stats) served(n int, generated bool) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
 	s.Files++
 	s.Bytes += int64(n)
+	if generated {
+		s.Generated++
+	}
 	s.mu.Unlock()
 }
 
@@ -237,6 +248,8 @@ func (w *walker) handle(e entry) error {
 		return nil
 	}
 	reason := ""
+	huge := codec == codecNone && e.size > w.max
+	genName := generatedName(name)
 	switch {
 	case !served:
 		reason = SkipLanguage
@@ -244,9 +257,10 @@ func (w *walker) handle(e entry) error {
 		reason = SkipVendored
 	case !w.opts.selects(p, true):
 		reason = SkipExcluded
-	case generatedName(name):
+	case minifiedName(name), genName && huge:
+		// A generated file too big to read is not read for a notice.
 		reason = SkipGenerated
-	case codec == codecNone && e.size > w.max:
+	case huge:
 		reason = SkipHuge
 	}
 	if reason != "" {
@@ -254,15 +268,18 @@ func (w *walker) handle(e entry) error {
 		return nil
 	}
 	data, reason := w.read(e, codec)
+	generated := false
 	if reason == "" {
-		reason = contentSkip(data)
+		reason, generated = contentSkip(data, genName)
+	} else if genName && reason == SkipHuge {
+		reason = SkipGenerated
 	}
 	if reason != "" {
 		w.skip(p, reason)
 		return nil
 	}
-	w.stats.served(len(data))
-	return w.visit(&File{Path: p, Lang: lang, Data: data})
+	w.stats.served(len(data), generated)
+	return w.visit(&File{Path: p, Lang: lang, Data: data, Generated: generated})
 }
 
 // handleLicense reads a license file into repos. A license file in a vendored

@@ -86,6 +86,7 @@ func NewBuilder(dir string, opts BuildOptions) (*Builder, error) {
 
 // AddRepo registers a repository and returns the number documents use to refer to it.
 func (b *Builder) AddRepo(r Repo) int {
+	r.canonicalize()
 	b.repos = append(b.repos, r)
 	return len(b.repos) - 1
 }
@@ -113,6 +114,8 @@ func (b *Builder) Add(d *Doc) error {
 	b.totals.Postings += int64(len(d.Postings))
 	b.totals.Tokens += int64(d.NumTokens())
 	b.totals.Bytes += d.Size
+	// What the shard stores, and what its readers will canonicalise.
+	d.License, d.LicenseAsFound = canonicalLicense(d.licenseAsFound())
 	b.licenses[d.License]++
 	return b.err
 }

@@ -3,6 +3,7 @@ package index
 import (
 	"encoding/binary"
 
+	"cleanroom/corpus/license"
 	"cleanroom/fingerprint"
 )
 
@@ -12,8 +13,13 @@ type Doc struct {
 	Path        string // slash path within the repository
 	License     string // SPDX expression that governs the file
 	LicenseFrom string // where License came from: "spdx-line", "notice" or "repository"
-	Lang        string
-	Size        int64 // bytes of source text
+	// LicenseAsFound is the expression as the file or its repository's license files
+	// state it, when that is not canonical ("GPL-2.0+" for GPL-2.0-or-later); "" when
+	// it is. Builder.Add puts License in canonical form (license.Canonical) and keeps
+	// the text as found here.
+	LicenseAsFound string
+	Lang           string
+	Size           int64 // bytes of source text
 
 	// Checks holds two bytes per token, the low 16 bits of its hash, little-endian.
 	// A match found by a fingerprint is extended token by token by comparing them,
@@ -138,7 +144,7 @@ func (lt lineTable) lines(a, b int) (la, lb int) {
 func (d *Doc) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(d.Repo))
 	b = appendStr(b, d.Path)
-	b = appendStr(b, d.License)
+	b = appendStr(b, d.licenseAsFound())
 	b = appendStr(b, d.LicenseFrom)
 	b = appendStr(b, d.Lang)
 	b = binary.AppendUvarint(b, uint64(d.Size))
@@ -194,6 +200,7 @@ func readDoc(r *byteReader) *Doc {
 	d := &Doc{}
 	d.Repo = int(r.uvarint())
 	d.Path, d.License, d.LicenseFrom, d.Lang = r.str(), r.str(), r.str(), r.str()
+	d.License, d.LicenseAsFound = canonicalLicense(d.License)
 	d.Size = int64(r.uvarint())
 	d.Checks = append([]byte(nil), r.bytes(r.uvarint())...)
 	d.Lines = append([]byte(nil), r.bytes(r.uvarint())...)
@@ -203,4 +210,28 @@ func readDoc(r *byteReader) *Doc {
 	}
 	d.Renamed = readPostings(r)
 	return d
+}
+
+// licenseAsFound returns the license expression as the file states it: what an
+// index stores, readers canonicalising it (see canonicalLicense).
+func (d *Doc) licenseAsFound() string {
+	if d.LicenseAsFound != "" {
+		return d.LicenseAsFound
+	}
+	return d.License
+}
+
+// canonicalLicense returns the canonical form of a license expression as found (see
+// license.Canonical) and the text as found when it differs, "" when it does not. An
+// expression that does not parse is its own canonical form.
+//
+// Shards, Redis documents and the spool store a license as found; readers
+// canonicalise it. So an index written before canonical ids existed reports them
+// too, and no reader of either age misreads the other's records.
+func canonicalLicense(found string) (canon, asFound string) {
+	canon = license.CanonicalOrSelf(found)
+	if canon != found {
+		asFound = found
+	}
+	return canon, asFound
 }

@@ -298,11 +298,22 @@ func (ix *Index) MemoryBytes() int64 {
 type DocInfo struct {
 	Repo        *Repo
 	Path        string
-	License     string
+	License     string // SPDX expression, canonical (license.Canonical)
 	LicenseFrom string
-	Lang        string
-	Size        int64
-	Tokens      int
+	// LicenseAsFound is the expression as the file or its repository's license
+	// files state it, when that is not canonical ("GPL-2.0+"); "" when it is.
+	LicenseAsFound string
+	Lang           string
+	Size           int64
+	Tokens         int
+}
+
+// licenseAsFound returns the license expression as the file states it.
+func (d *DocInfo) licenseAsFound() string {
+	if d.LicenseAsFound != "" {
+		return d.LicenseAsFound
+	}
+	return d.License
 }
 
 // Doc returns the description of document d.
@@ -311,7 +322,7 @@ func (ix *Index) Doc(d int) DocInfo {
 	s := ix.shards[r.shard]
 	sd := &s.docs[r.local]
 	return DocInfo{Repo: &s.repos[sd.repo], Path: sd.path, License: sd.license, LicenseFrom: sd.from,
-		Lang: sd.lang, Size: sd.size, Tokens: sd.ntok}
+		LicenseAsFound: sd.licenseAsFound, Lang: sd.lang, Size: sd.size, Tokens: sd.ntok}
 }
 
 // checks returns the token check values of document d.

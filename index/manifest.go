@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"cleanroom/corpus/license"
 	"cleanroom/fingerprint"
 )
 
@@ -32,7 +33,8 @@ type Manifest struct {
 	Shards  []ShardInfo  `json:"shards"`
 	Sources []SourceInfo `json:"sources,omitempty"`
 	Repos   []Repo       `json:"repos"`
-	// Licenses counts indexed documents by the SPDX expression that governs them.
+	// Licenses counts indexed documents by the SPDX expression that governs them,
+	// in canonical form (license.Canonical).
 	Licenses map[string]int `json:"licenses"`
 	Totals   Totals         `json:"totals"`
 	// Policy is the licensing policy the build applied, as the builder recorded it.
@@ -63,6 +65,11 @@ type SourceInfo struct {
 	Files   int64  `json:"files"` // source files read and fingerprinted
 	Bytes   int64  `json:"bytes"`
 	Indexed int64  `json:"indexed"` // of those, kept by the policy
+	// Generated counts the files read that are generated code with a copyleft
+	// notice of their own (generated code without one is skipped as "generated"),
+	// GeneratedIndexed those of them the policy kept.
+	Generated        int64 `json:"generated,omitempty"`
+	GeneratedIndexed int64 `json:"generated_indexed,omitempty"`
 	// Skipped counts files not fingerprinted, by reason; Excluded counts
 	// fingerprinted files the policy left out, by license class.
 	Skipped  map[string]int64 `json:"skipped,omitempty"`
@@ -119,7 +126,25 @@ func ReadManifest(dir string) (*Manifest, error) {
 			return nil, fmt.Errorf("%w: rename-robust parameters: %v", ErrCorrupt, err)
 		}
 	}
+	m.canonicalizeLicenses()
 	return m, nil
+}
+
+// canonicalizeLicenses puts the manifest's licenses in canonical form, as an index
+// built before canonical ids may have them ("GPL-2.0", "GPL-2.0+" and "(GPL-2.0)"
+// counted apart): the counts of one license are merged, and its repositories keep
+// the text as found.
+func (m *Manifest) canonicalizeLicenses() {
+	if m.Licenses != nil {
+		ls := make(map[string]int, len(m.Licenses))
+		for l, n := range m.Licenses {
+			ls[license.CanonicalOrSelf(l)] += n
+		}
+		m.Licenses = ls
+	}
+	for i := range m.Repos {
+		m.Repos[i].canonicalize()
+	}
 }
 
 // CheckParams reports an error if p, the parameters a caller means to fingerprint

@@ -605,11 +605,11 @@ func (v *remoteView) fetchDocs(ctx context.Context, want map[int]bool) error {
 func appendRemoteDoc(b []byte, ix *Index, d int) []byte {
 	info := ix.Doc(d)
 	b = appendStr(b, info.Repo.Name)
-	b = appendStr(b, info.Repo.License)
+	b = appendStr(b, info.Repo.licenseAsFound())
 	b = appendStr(b, info.Repo.URL)
 	b = appendStr(b, info.Repo.Version)
 	b = appendStr(b, info.Path)
-	b = appendStr(b, info.License)
+	b = appendStr(b, info.licenseAsFound())
 	b = appendStr(b, info.LicenseFrom)
 	b = appendStr(b, info.Lang)
 	b = binary.AppendUvarint(b, uint64(info.Size))
@@ -622,8 +622,10 @@ func decodeRemoteDoc(b []byte) (*remoteDoc, error) {
 	r := &byteReader{b: b}
 	repo := &Repo{}
 	repo.Name, repo.License, repo.URL, repo.Version = r.str(), r.str(), r.str(), r.str()
+	repo.canonicalize()
 	rd := &remoteDoc{info: DocInfo{Repo: repo}}
 	rd.info.Path, rd.info.License, rd.info.LicenseFrom, rd.info.Lang = r.str(), r.str(), r.str(), r.str()
+	rd.info.License, rd.info.LicenseAsFound = canonicalLicense(rd.info.License)
 	rd.info.Size = int64(r.uvarint())
 	rd.checks = checkSeq(r.bytes(r.uvarint()))
 	rd.lines = lineTable(r.bytes(r.uvarint()))

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"cleanroom/corpus/license"
 )
 
 // mergeScript adds postings to fingerprints of one bucket: KEYS are the bucket and
@@ -355,7 +357,7 @@ func (r *Redis) Publish(ctx context.Context, gen string, grace time.Duration) (s
 		m.Totals.Tokens += p.Totals.Tokens
 		m.Totals.Bytes += p.Totals.Bytes
 		for l, n := range p.Licenses {
-			m.Licenses[l] += n
+			m.Licenses[license.CanonicalOrSelf(l)] += n
 		}
 		m.Sources = append(m.Sources, p.Sources...)
 		if p.Allow != nil {

@@ -51,17 +51,35 @@ func (m ShardMeta) renameParams() fingerprint.Params { return fingerprint.Params
 type Repo struct {
 	Name       string  `json:"name"`
 	Root       string  `json:"root,omitempty"`    // directory in its source; only in the manifest
-	License    string  `json:"license,omitempty"` // SPDX expression found in its license files
+	License    string  `json:"license,omitempty"` // SPDX expression found in its license files, canonical
 	Confidence float32 `json:"confidence,omitempty"`
 	Source     string  `json:"source,omitempty"`  // the source it was read from
 	Version    string  `json:"version,omitempty"` // of the source, where known
 	URL        string  `json:"url,omitempty"`     // template with {path}, {start}, {end}
+	// LicenseAsFound is the expression as its license files state it, when that is
+	// not canonical ("GPL-2.0"); "" when it is. Only License is stored in a shard:
+	// the text as found, which readers canonicalise.
+	LicenseAsFound string `json:"license_as_found,omitempty"`
+}
+
+// canonicalize puts r's license in canonical form, keeping the text as found.
+func (r *Repo) canonicalize() {
+	r.License, r.LicenseAsFound = canonicalLicense(r.licenseAsFound())
+}
+
+// licenseAsFound returns the license as r's license files state it.
+func (r *Repo) licenseAsFound() string {
+	if r.LicenseAsFound != "" {
+		return r.LicenseAsFound
+	}
+	return r.License
 }
 
 // shardDoc is a document as a shard's table has it.
 type shardDoc struct {
 	repo                int
 	path, license, from string
+	licenseAsFound      string // when it differs from license
 	lang                string
 	size                int64
 	ntok, tokOff        int
@@ -81,7 +99,7 @@ func writeShard(w io.Writer, meta ShardMeta, repos []Repo, docs []*Doc) error {
 	for _, d := range docs {
 		dt = binary.AppendUvarint(dt, uint64(d.Repo))
 		dt = appendStr(dt, d.Path)
-		dt = appendStr(dt, d.License)
+		dt = appendStr(dt, d.licenseAsFound())
 		dt = appendStr(dt, d.LicenseFrom)
 		dt = appendStr(dt, d.Lang)
 		dt = binary.AppendUvarint(dt, uint64(d.Size))
@@ -111,7 +129,7 @@ func writeShard(w io.Writer, meta ShardMeta, repos []Repo, docs []*Doc) error {
 	var rt []byte
 	rt = binary.AppendUvarint(rt, uint64(len(repos)))
 	for _, r := range repos {
-		for _, s := range []string{r.Name, r.License, r.Source, r.Version, r.URL} {
+		for _, s := range []string{r.Name, r.licenseAsFound(), r.Source, r.Version, r.URL} {
 			rt = appendStr(rt, s)
 		}
 		rt = binary.AppendUvarint(rt, uint64(r.Confidence*1000+0.5))
@@ -266,6 +284,7 @@ func (s *shard) readRepos() error {
 	for i := range s.repos {
 		rp := &s.repos[i]
 		rp.Name, rp.License, rp.Source, rp.Version, rp.URL = r.str(), r.str(), r.str(), r.str(), r.str()
+		rp.canonicalize()
 		rp.Confidence = float32(r.uvarint()) / 1000
 	}
 	if r.err != nil {
@@ -289,6 +308,7 @@ func (s *shard) readDocs() error {
 		d := &s.docs[i]
 		d.repo = int(r.uvarint())
 		d.path, d.license, d.from, d.lang = r.str(), r.str(), r.str(), r.str()
+		d.license, d.licenseAsFound = canonicalLicense(d.license)
 		d.size = int64(r.uvarint())
 		d.ntok, d.tokOff = int(r.uvarint()), int(r.uvarint())
 		d.linesOff, d.linesLen = int(r.uvarint()), int(r.uvarint())

@@ -4,12 +4,13 @@ import (
 	"math"
 	"strings"
 
+	"cleanroom/corpus/license"
 	"cleanroom/index"
 )
 
 // A citation names the source of a match, for the client.
 type citation struct {
-	License   string `json:"license"`
+	License   string `json:"license"` // canonical SPDX expression
 	Repo      string `json:"repo"`
 	Path      string `json:"path"`
 	StartLine int    `json:"start_line"`
@@ -21,6 +22,9 @@ type citation struct {
 	URL     string  `json:"url,omitempty"`
 	Version string  `json:"version,omitempty"`
 	Action  string  `json:"action"`
+	// LicenseAsFound is the license expression as the source states it, when that
+	// is not canonical ("GPL-2.0+" for GPL-2.0-or-later).
+	LicenseAsFound string `json:"license_as_found,omitempty"`
 
 	action Action
 	// text is the text of the choice the match is in; start and end are the bytes
@@ -31,7 +35,7 @@ type citation struct {
 
 func newCitation(m *index.Match, outputTokens int, a Action) citation {
 	share := float64(m.Tokens) / float64(max(outputTokens, 1))
-	return citation{License: m.Source.License, Repo: m.Source.Repo.Name, Path: m.Source.Path,
+	return citation{License: m.Source.License, LicenseAsFound: m.Source.LicenseAsFound, Repo: m.Source.Repo.Name, Path: m.Source.Path,
 		StartLine: m.Src.StartLine, EndLine: m.Src.EndLine, Tokens: m.Tokens, Share: math.Round(min(share, 1)*1000) / 1000,
 		URL: m.URL(), Version: m.Source.Repo.Version, Action: a.String(), action: a}
 }
@@ -67,13 +71,17 @@ func annotate(ch map[string]any, cs []citation, filtered bool) {
 	ch["copyleft_matches"] = cs
 }
 
-// licenseLabel bounds a license expression for use as a metric label.
+// licenseLabel bounds a license expression for use as a metric label: its canonical
+// form (license.Canonical), so that GPL-2.0, GPL-2.0-only and (GPL-2.0) are one
+// series; "unknown" for none, "other" for an expression that does not parse or is
+// longer than 64 bytes.
 func licenseLabel(expr string) string {
-	if expr == "" {
+	if strings.TrimSpace(expr) == "" {
 		return "unknown"
 	}
-	if len(expr) > 64 {
-		expr = expr[:64]
+	c, err := license.Canonical(expr)
+	if err != nil || len(c) > 64 {
+		return "other"
 	}
-	return strings.TrimSpace(expr)
+	return c
 }

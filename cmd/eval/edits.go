@@ -22,12 +22,13 @@ type edit struct {
 
 // A passage is a stretch of an indexed file: tokens [start, start+n) of text.
 type passage struct {
-	doc   string // repo and path, for the report
-	lang  fingerprint.Lang
-	text  string
-	toks  []fingerprint.Token // of text
-	start int
-	n     int
+	doc       string // repo and path, for the report
+	lang      fingerprint.Lang
+	text      string
+	toks      []fingerprint.Token // of text
+	start     int
+	n         int
+	generated bool // of a generated file indexed for its copyleft notice
 }
 
 // code returns the passage's text: from its first token to its last.

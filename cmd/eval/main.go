@@ -2,7 +2,7 @@
 // rarely it raises false alarms, on real corpora, and writes the table to
 // docs/EVAL.md. `make eval` runs it.
 //
-//	eval [--out out/eval] [--samples 600] [--seed 1] [--write docs/EVAL.md]
+//	eval [--out out/eval] [--samples 600] [--generated-samples 60] [--seed 1] [--write docs/EVAL.md]
 package main
 
 import (
@@ -19,25 +19,27 @@ import (
 
 // config is what one evaluation run uses.
 type config struct {
-	out     string
-	samples int
-	seed    uint64
-	leak    int
-	write   string
-	kernel  string
-	emacs   string
-	glibc   string
-	npm     string // directory holding node_modules of permissive npm packages
-	repo    string // this project's tree
-	dump    string // directory to write the verbatim misses and the leaks to, for study
-	goroot  string
-	log     *slog.Logger
+	out        string
+	samples    int
+	genSamples int // passages sampled from generated files indexed for their copyleft notice
+	seed       uint64
+	leak       int
+	write      string
+	kernel     string
+	emacs      string
+	glibc      string
+	npm        string // directory holding node_modules of permissive npm packages
+	repo       string // this project's tree
+	dump       string // directory to write the verbatim misses and the leaks to, for study
+	goroot     string
+	log        *slog.Logger
 }
 
 func main() {
 	var c config
 	flag.StringVar(&c.out, "out", "out/eval", "`directory` for the index and the corpora the evaluation builds")
 	flag.IntVar(&c.samples, "samples", 600, "passages sampled from indexed files")
+	flag.IntVar(&c.genSamples, "generated-samples", 60, "passages sampled besides from generated files indexed for their copyleft notice")
 	flag.Uint64Var(&c.seed, "seed", 1, "seed of the sampling")
 	flag.IntVar(&c.leak, "leak", 100, "passages streamed through the proxy in block mode")
 	flag.StringVar(&c.write, "write", "", "`file` to write the report to (docs/EVAL.md)")

@@ -21,6 +21,9 @@ func (r *result) ok() bool {
 			return false
 		}
 	}
+	if r.generated.all.n > 0 && !r.generated.met() {
+		return false
+	}
 	for _, n := range r.negatives {
 		if !n.met() {
 			return false
@@ -81,7 +84,14 @@ func (r *result) markdown(c *config) string {
 	if a := r.manifest.Allow; a != nil {
 		fmt.Fprintf(&b, "allow set: %d fingerprints of half of Go's source tree (the other half is a negative set below).\n", a.Fingerprints)
 	}
-	fmt.Fprintf(&b, "Passages: %d, sampled with seed %d from indexed files, each starting at a line's first token, of %v tokens in turn.\n\n", firstOr(r.positives).all.n, c.seed, lengths(t))
+	fmt.Fprintf(&b, "Passages: %d, sampled with seed %d from indexed files, each starting at a line's first token, of %v tokens in turn.\n", firstOr(r.positives).all.n, c.seed, lengths(t))
+	var genRead, genIndexed, genSkipped int64
+	for _, s := range r.manifest.Sources {
+		genRead, genIndexed, genSkipped = genRead+s.Generated, genIndexed+s.GeneratedIndexed, genSkipped+s.Skipped["generated"]
+	}
+	fmt.Fprintf(&b, "Generated files (by name or a marker such as \"DO NOT EDIT\") with a copyleft notice or SPDX line of their own are\n")
+	fmt.Fprintf(&b, "indexed: %d read, %d indexed; %d without one are skipped. %d passages more are sampled from them, of the same lengths.\n\n",
+		genRead, genIndexed, genSkipped, r.generated.all.n)
 
 	fmt.Fprintf(&b, "## Recall: copied passages under the edits models make\n\n")
 	fmt.Fprintf(&b, "| edit | reported, all passages | passages of tables and include lists (not reported by design) | reported, the others | target | | other source named |\n| --- | --- | --- | --- | --- | --- | --- |\n")
@@ -95,6 +105,10 @@ func (r *result) markdown(c *config) string {
 			name += fmt.Sprintf(", passages of %d+ tokens", r.rename.Threshold())
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %d |\n", name, pct(e.all), e.boiler, pct(e.code()), target, mark(e.met()), e.wrongSrc)
+	}
+	if g := r.generated; g.all.n > 0 {
+		fmt.Fprintf(&b, "| verbatim, passages of generated files with a copyleft notice (%d files indexed) | %s | %d | %s | %s | %s | %d |\n",
+			r.genFiles, pct(g.all), g.boiler, pct(g.code()), g.target, mark(g.met()), g.wrongSrc)
 	}
 	fmt.Fprintf(&b, "| cut one token short of t, in an answer (must not be reported) | %s reported | | | 0 | %s | |\n\n", pct(r.below), mark(r.below.hit == 0))
 	fmt.Fprintf(&b, "By passage length (tokens):\n\n| edit |")
@@ -124,6 +138,12 @@ func (r *result) markdown(c *config) string {
 		if len(e.missSample) > 0 {
 			fmt.Fprintf(&b, "Other misses, %s: %s.\n", e.name, strings.Join(e.missSample, "; "))
 		}
+	}
+	for cause, n := range r.generated.causes {
+		fmt.Fprintf(&b, "Verbatim misses in generated files %s: %d, e.g. %s.\n", cause, n, strings.Join(r.generated.causeEx[cause], "; "))
+	}
+	if len(r.generated.missSample) > 0 {
+		fmt.Fprintf(&b, "Other misses in generated files: %s.\n", strings.Join(r.generated.missSample, "; "))
 	}
 
 	fmt.Fprintf(&b, "\n## False alarms: code that must not match\n\n")

@@ -18,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"cleanroom/corpus"
 	"cleanroom/corpus/build"
 	"cleanroom/corpus/license"
 	"cleanroom/fingerprint"
@@ -231,6 +232,10 @@ func printSummary(w io.Writer, dir string, s *build.Summary) {
 		for _, c := range sortedByCount(s.Excluded) {
 			fmt.Fprintf(w, "    %7d  %s\n", s.Excluded[c], c)
 		}
+	}
+	if s.Generated > 0 || s.Skipped[corpus.SkipGenerated] > 0 {
+		fmt.Fprintf(w, "  generated:   %d files with a copyleft notice read (%d indexed), %d without one skipped\n",
+			s.Generated, s.GeneratedIndexed, s.Skipped[corpus.SkipGenerated])
 	}
 	if len(s.Skipped) > 0 {
 		fmt.Fprintf(w, "  files skipped, by reason:\n")

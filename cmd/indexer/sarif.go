@@ -209,13 +209,17 @@ func sarifResultOf(m *scanMatch, wd string) sarifResult {
 		io.WriteString(h, part)
 		h.Write([]byte{0})
 	}
+	props := map[string]any{"license": s.License, "licenseFrom": s.LicenseFrom, "tokens": m.Tokens,
+		"coverage": m.Coverage, "source": s}
+	if s.LicenseAsFound != "" {
+		props["licenseAsFound"] = s.LicenseAsFound
+	}
 	return sarifResult{
 		RuleID: rule.id, RuleIndex: i, Level: rule.level, Message: sarifText{Text: msg},
 		Locations: []sarifPlace{{PhysicalLocation: sarifPhysical{ArtifactLocation: loc,
 			Region: sarifRegion{StartLine: m.StartLine, StartColumn: m.startCol, EndLine: m.EndLine, EndColumn: m.endCol}}}},
 		PartialFingerprints: map[string]string{"cleanroomMatch/v1": hex.EncodeToString(h.Sum(nil)[:16])},
-		Properties: map[string]any{"license": s.License, "licenseFrom": s.LicenseFrom, "tokens": m.Tokens,
-			"coverage": m.Coverage, "source": s},
+		Properties:          props,
 	}
 }
 

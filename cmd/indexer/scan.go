@@ -39,11 +39,14 @@ type scanSource struct {
 	Path        string `json:"path"`
 	StartLine   int    `json:"start_line"`
 	EndLine     int    `json:"end_line"`
-	License     string `json:"license"`
+	License     string `json:"license"` // canonical SPDX expression
 	LicenseFrom string `json:"license_from"`
-	RepoLicense string `json:"repo_license,omitempty"`
-	Version     string `json:"version,omitempty"`
-	URL         string `json:"url,omitempty"`
+	// LicenseAsFound is the expression as the source states it, when that is not
+	// canonical ("GPL-2.0+" for GPL-2.0-or-later).
+	LicenseAsFound string `json:"license_as_found,omitempty"`
+	RepoLicense    string `json:"repo_license,omitempty"`
+	Version        string `json:"version,omitempty"`
+	URL            string `json:"url,omitempty"`
 }
 
 type scanReport struct {
@@ -178,8 +181,8 @@ func toScanMatch(file string, text []byte, ntok int, m *index.Match) scanMatch {
 		Coverage: float64(m.Tokens) / float64(max(ntok, 1)), AlsoIn: m.Others,
 		Source: scanSource{
 			Repo: m.Source.Repo.Name, Path: m.Source.Path, StartLine: m.Src.StartLine, EndLine: m.Src.EndLine,
-			License: m.Source.License, LicenseFrom: m.Source.LicenseFrom, RepoLicense: m.Source.Repo.License,
-			Version: m.Source.Repo.Version, URL: m.URL(),
+			License: m.Source.License, LicenseFrom: m.Source.LicenseFrom, LicenseAsFound: m.Source.LicenseAsFound,
+			RepoLicense: m.Source.Repo.License, Version: m.Source.Repo.Version, URL: m.URL(),
 		},
 	}
 }

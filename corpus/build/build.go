@@ -60,11 +60,18 @@ type Summary struct {
 	Elapsed  time.Duration
 	// Licenses counts the files read by the SPDX expression that governs them,
 	// indexed or not; Excluded counts files left out by license class.
+	// Licenses are in canonical form (license.Canonical): "GPL-2.0", "GPL-2.0-only"
+	// and "(GPL-2.0)" count as GPL-2.0-only.
 	Licenses map[string]int64
 	Excluded map[string]int64
 	Skipped  map[string]int64
 	Files    int64 // source files read and fingerprinted
 	Bytes    int64
+	// Generated counts the files of Files that are generated code read because they
+	// state a copyleft license of their own (corpus.Stats.Generated), and
+	// GeneratedIndexed those of them the policy kept; generated code without such a
+	// notice is Skipped["generated"].
+	Generated, GeneratedIndexed int64
 }
 
 // Progress reports a running build; see Builder.Progress.
@@ -210,9 +217,10 @@ func (b *Builder) Run(ctx context.Context) (*Summary, error) {
 
 // fileResult is a fingerprinted file on its way to the spool.
 type fileResult struct {
-	seq  int
-	doc  *index.Doc // Path: path in the source; License, LicenseFrom: the file's own
-	size int
+	seq       int
+	doc       *index.Doc // Path: path in the source; License, LicenseFrom: the file's own
+	size      int
+	generated bool // generated code kept for its copyleft notice
 }
 
 // estimateText estimates the bytes of text a source holds, from its size on disk
@@ -350,7 +358,13 @@ func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Sou
 	defer sp.remove()
 	repos := corpus.NewRepos(src)
 	stats := &corpus.Stats{}
-	if err := b.fingerprintAll(ctx, src, repos, stats, ib, func(r fileResult) error { return sp.add(r.doc) }); err != nil {
+	generated := map[string]bool{} // paths of generated files kept for their notice
+	if err := b.fingerprintAll(ctx, src, repos, stats, ib, func(r fileResult) error {
+		if r.generated {
+			generated[r.doc.Path] = true
+		}
+		return sp.add(r.doc)
+	}); err != nil {
 		return info, err
 	}
 	if err := repos.Detect(); err != nil {
@@ -362,12 +376,13 @@ func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Sou
 		}
 	}
 	st := stats.Snapshot()
-	info.Files, info.Bytes, info.Skipped = st.Files, st.Bytes, st.Skipped
+	info.Files, info.Bytes, info.Skipped, info.Generated = st.Files, st.Bytes, st.Skipped, st.Generated
 	for k, v := range st.Skipped {
 		sum.Skipped[k] += v
 	}
 	sum.Files += st.Files
 	sum.Bytes += st.Bytes
+	sum.Generated += st.Generated
 
 	// Decide each file's license now that every license file has been seen.
 	repoIDs := map[*corpus.Repo]int{}
@@ -387,6 +402,10 @@ func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Sou
 			sum.Excluded[class.String()]++
 			return nil
 		}
+		if generated[d.Path] {
+			info.GeneratedIndexed++
+			sum.GeneratedIndexed++
+		}
 		id, ok := repoIDs[r]
 		if !ok {
 			id = ib.AddRepo(indexRepo(src, r))
@@ -399,15 +418,18 @@ func (b *Builder) source(ctx context.Context, ib *index.Builder, src *corpus.Sou
 		info.Indexed++
 		return ib.Add(d)
 	})
-	log.Info("done", "files", info.Files, "indexed", info.Indexed, "excluded", info.Excluded, "skipped", info.Skipped)
+	log.Info("done", "files", info.Files, "indexed", info.Indexed, "generated", info.Generated,
+		"generated_indexed", info.GeneratedIndexed, "excluded", info.Excluded, "skipped", info.Skipped)
 	return info, err
 }
 
+// licenseKey returns the key of a license expression in Summary.Licenses: its
+// canonical form, or "(none)".
 func licenseKey(expr string) string {
 	if expr == "" {
 		return "(none)"
 	}
-	return expr
+	return license.CanonicalOrSelf(expr)
 }
 
 // fingerprintFile tokenizes and fingerprints one file and reads its own license.
@@ -421,7 +443,7 @@ func fingerprintFile(s *fingerprint.Stream, rename bool, seq int, f *corpus.File
 	}
 	d.Path, d.Lang, d.Size = f.Path, f.Lang.String(), int64(len(f.Data))
 	d.License, d.LicenseFrom = corpus.FileLicense(f.Data)
-	return fileResult{seq: seq, doc: d, size: len(f.Data)}
+	return fileResult{seq: seq, doc: d, size: len(f.Data), generated: f.Generated}
 }
 
 // indexRepo describes a repository for the index, with a URL template for its files.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/github/go-spdx/v2/spdxexp/spdxlicenses"
 )
@@ -286,10 +288,91 @@ func validRef(s string) bool {
 	return true
 }
 
+// Canonical returns a license expression in its canonical form: each license as its
+// current SPDX id, as SPDX spells it (deprecated GNU ids mapped: GPL-2.0 is
+// GPL-2.0-only, GPL-2.0+ is GPL-2.0-or-later, LGPL-2.1+ is LGPL-2.1-or-later),
+// exceptions as SPDX spells them, operators in upper case, single spaces, and
+// parentheses only where AND inside OR needs them: "(GPL-2.0)" is GPL-2.0-only,
+// "(GPL-2.0+ OR mit)" is GPL-2.0-or-later OR MIT. LicenseRef and AdditionRef ids are
+// kept as written. The empty expression is "". An expression that does not parse
+// comes back as given, with the parse error.
+func Canonical(expr string) (string, error) {
+	if v, ok := canonCache.Load(expr); ok {
+		c := v.(canonResult)
+		return c.expr, c.err
+	}
+	n, err := parseExpr(expr)
+	c := canonResult{expr: expr, err: err}
+	if err == nil && n != nil {
+		c.expr = string(n.appendCanonical(nil, ""))
+	} else if err == nil {
+		c.expr = ""
+	}
+	if canonSize.Add(1) <= maxCanonCache {
+		canonCache.Store(expr, c)
+	}
+	return c.expr, c.err
+}
+
+// CanonicalOrSelf returns Canonical(expr), or expr as given when it does not parse.
+func CanonicalOrSelf(expr string) string {
+	c, _ := Canonical(expr)
+	return c
+}
+
+// Canonical forms are remembered: an index or a corpus has a few hundred distinct
+// expressions among its many thousand files. The cache is bounded, as the proxy's
+// callers may hand it anything.
+var (
+	canonCache sync.Map // expression as given -> canonResult
+	canonSize  atomic.Int64
+)
+
+const maxCanonCache = 1 << 14
+
+type canonResult struct {
+	expr string
+	err  error
+}
+
+// appendCanonical appends the canonical form of the expression rooted at n, which
+// sits under an operator parent ("" at the top).
+func (n *exprNode) appendCanonical(b []byte, parent string) []byte {
+	if n.op == "" {
+		b = append(b, modernID(n.id)...)
+		if n.exception != "" {
+			b = append(b, " WITH "...)
+			b = append(b, n.exception...)
+		}
+		return b
+	}
+	// AND binds tighter than OR, and both are associative: only an OR under an AND
+	// needs parentheses.
+	paren := n.op == "OR" && parent == "AND"
+	if paren {
+		b = append(b, '(')
+	}
+	b = n.left.appendCanonical(b, n.op)
+	b = append(b, ' ')
+	b = append(b, n.op...)
+	b = append(b, ' ')
+	b = n.right.appendCanonical(b, n.op)
+	if paren {
+		b = append(b, ')')
+	}
+	return b
+}
+
 // modernID returns the current SPDX id for a deprecated GNU id: GPL-2.0 is
 // GPL-2.0-only, GPL-2.0+ is GPL-2.0-or-later. Other ids come back unchanged.
 func modernID(id string) string {
 	if base, ok := strings.CutSuffix(id, "+"); ok {
+		// "GPL-2.0-or-later+" and "GPL-2.0-only+" say "or later" too.
+		if b, ok := strings.CutSuffix(base, "-or-later"); ok {
+			base = b
+		} else if b, ok := strings.CutSuffix(base, "-only"); ok {
+			base = b
+		}
 		if ok, m := spdxlicenses.IsActiveLicense(base + "-or-later"); ok {
 			return m
 		}

@@ -173,3 +173,108 @@ func TestEval(t *testing.T) {
 		t.Error("a broken expression evaluated without error")
 	}
 }
+
+// TestCanonical checks that license expressions come out as current SPDX ids:
+// deprecated GNU ids mapped, redundant parentheses dropped, spelling and operators
+// as SPDX has them, LicenseRefs as written.
+func TestCanonical(t *testing.T) {
+	tests := []struct {
+		expr, want string
+		wantErr    bool
+	}{
+		{expr: "GPL-2.0", want: "GPL-2.0-only"},
+		{expr: "GPL-2.0+", want: "GPL-2.0-or-later"},
+		{expr: "(GPL-2.0)", want: "GPL-2.0-only"},
+		{expr: "((GPL-2.0+))", want: "GPL-2.0-or-later"},
+		{expr: "GPL-2.0-only", want: "GPL-2.0-only"},
+		{expr: "GPL-2.0-or-later", want: "GPL-2.0-or-later"},
+		{expr: "GPL-2.0-only+", want: "GPL-2.0-or-later"},
+		{expr: "LGPL-2.1+", want: "LGPL-2.1-or-later"},
+		{expr: "LGPL-2.1", want: "LGPL-2.1-only"},
+		{expr: "LGPL-2.0+", want: "LGPL-2.0-or-later"},
+		{expr: "GPL-1.0+", want: "GPL-1.0-or-later"},
+		{expr: "AGPL-3.0", want: "AGPL-3.0-only"},
+		{expr: "GFDL-1.3", want: "GFDL-1.3-only"},
+		{expr: "gpl-2.0", want: "GPL-2.0-only"},
+		{expr: "GPL-2.0 WITH Linux-syscall-note", want: "GPL-2.0-only WITH Linux-syscall-note"},
+		{expr: "(GPL-2.0 WITH Linux-syscall-note)", want: "GPL-2.0-only WITH Linux-syscall-note"},
+		{expr: "GPL-2.0+ WITH linux-syscall-note", want: "GPL-2.0-or-later WITH Linux-syscall-note"},
+		{expr: "GPL-2.0 OR MIT", want: "GPL-2.0-only OR MIT"},
+		{expr: "(GPL-2.0+ OR BSD-3-Clause)", want: "GPL-2.0-or-later OR BSD-3-Clause"},
+		{expr: "gpl-2.0 or mit", want: "GPL-2.0-only OR MIT"},
+		{expr: "GPL-2.0  OR\tMIT", want: "GPL-2.0-only OR MIT"},
+		{expr: "((GPL-2.0 WITH Linux-syscall-note) OR BSD-3-Clause)", want: "GPL-2.0-only WITH Linux-syscall-note OR BSD-3-Clause"},
+		{expr: "(GPL-2.0 OR MIT) AND LGPL-2.1", want: "(GPL-2.0-only OR MIT) AND LGPL-2.1-only"},
+		{expr: "GPL-2.0 OR (MIT AND BSD-2-Clause)", want: "GPL-2.0-only OR MIT AND BSD-2-Clause"},
+		{expr: "MIT AND (LGPL-2.1+ OR BSD-3-Clause)", want: "MIT AND (LGPL-2.1-or-later OR BSD-3-Clause)"},
+		{expr: "MPL-1.1+", want: "MPL-1.1+"}, // no MPL-1.1-or-later id: "+" is SPDX's own "or later"
+		{expr: "LicenseRef-Acme", want: "LicenseRef-Acme"},
+		{expr: "LicenseRef-acme-Internal.1", want: "LicenseRef-acme-Internal.1"},
+		{expr: "GPL-2.0 OR LicenseRef-Acme", want: "GPL-2.0-only OR LicenseRef-Acme"},
+		{expr: "DocumentRef-x:LicenseRef-y", want: "DocumentRef-x:LicenseRef-y"},
+		{expr: "", want: ""},
+		{expr: "garbage", want: "garbage", wantErr: true},
+		{expr: "<SPDX-License> WITH Linux-syscall-note", want: "<SPDX-License> WITH Linux-syscall-note", wantErr: true},
+		{expr: "(GPL-2.0", want: "(GPL-2.0", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			for range 2 { // the second time from the cache
+				got, err := Canonical(tt.expr)
+				if got != tt.want || (err != nil) != tt.wantErr {
+					t.Fatalf("Canonical(%q) = %q, %v; want %q (error %v)", tt.expr, got, err, tt.want, tt.wantErr)
+				}
+				if tt.wantErr && !errors.Is(err, ErrBadExpression) {
+					t.Fatalf("Canonical(%q): error %v, want an ErrBadExpression", tt.expr, err)
+				}
+			}
+			if tt.wantErr {
+				return
+			}
+			// Canonical forms are fixed points, and keep the expression's class.
+			if again, _ := Canonical(tt.want); again != tt.want {
+				t.Errorf("Canonical(%q) = %q, not a fixed point", tt.want, again)
+			}
+			c1, _ := Classify(tt.expr)
+			c2, _ := Classify(tt.want)
+			if c1 != c2 {
+				t.Errorf("class %v of %q, %v of its canonical form", c1, tt.expr, c2)
+			}
+		})
+	}
+}
+
+// TestCanonicalEveryID checks that every id of the SPDX list, and every deprecated
+// one, has a canonical form that is an id of the current list (or the id with "+"),
+// of the same class.
+func TestCanonicalEveryID(t *testing.T) {
+	ids := append(spdxlicenses.GetLicenses(), spdxlicenses.GetDeprecated()...)
+	for _, id := range ids {
+		exprs := []string{id}
+		if !strings.HasSuffix(id, "+") { // the list's deprecated GPL-2.0+ and the like
+			exprs = append(exprs, id+"+")
+		}
+		for _, expr := range exprs {
+			got, err := Canonical(expr)
+			if err != nil {
+				t.Errorf("Canonical(%q): %v", expr, err)
+				continue
+			}
+			base, _ := strings.CutSuffix(got, "+")
+			active, _ := spdxlicenses.IsActiveLicense(base)
+			deprecated, _ := spdxlicenses.IsDeprecatedLicense(base)
+			if !active && !deprecated {
+				t.Errorf("Canonical(%q) = %q, not an id of the list", expr, got)
+			}
+			// A deprecated id stays only where the list has no current one for it.
+			if only, _ := spdxlicenses.IsActiveLicense(base + "-only"); deprecated && only {
+				t.Errorf("Canonical(%q) = %q, deprecated for %s-only", expr, got, base)
+			}
+			c1, _ := Classify(expr)
+			c2, _ := Classify(got)
+			if c1 != c2 {
+				t.Errorf("class %v of %q, %v of its canonical form %q", c1, expr, c2, got)
+			}
+		}
+	}
+}
