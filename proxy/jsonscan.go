@@ -115,3 +115,20 @@ func sameTexts(data []byte, want []string) bool {
 	r.ws()
 	return ok && !r.bad && r.i == len(r.b)
 }
+
+// nullObject reads an object, calling member with each key at its value, or null;
+// anything else is noted in *bad as what is not an object. It reports whether it
+// read an object.
+func (r *jsonReader) nullObject(what string, bad *string, member func(key []byte)) bool {
+	switch r.peek() {
+	case '{':
+		r.object(member)
+		return true
+	case 'n':
+		r.skip()
+	default:
+		r.skip()
+		*bad = what + " is not a JSON object"
+	}
+	return false
+}

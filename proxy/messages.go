@@ -267,23 +267,16 @@ func decodeMsgEvent(data []byte) (m msgEvent, err error) {
 		return m, errors.New("the event is not a JSON object")
 	}
 	usage := func() *msgUsage {
-		if r.peek() == 'n' {
-			r.skip()
-			return nil
-		}
-		if r.peek() != '{' {
-			r.skip()
-			bad = "usage is not a JSON object"
-			return nil
-		}
 		u := &msgUsage{}
-		r.object(func(k []byte) {
+		if !r.nullObject("usage", &bad, func(k []byte) {
 			if string(k) == "output_tokens" {
 				r.nullInt(&u.OutputTokens, "output_tokens", &bad)
 				return
 			}
 			r.skip()
-		})
+		}) {
+			return nil
+		}
 		return u
 	}
 	var typ *string
@@ -296,18 +289,8 @@ func decodeMsgEvent(data []byte) (m msgEvent, err error) {
 		case "usage":
 			m.Usage = usage()
 		case "message":
-			m.Message = nil
-			if r.peek() == 'n' {
-				r.skip()
-				return
-			}
-			if r.peek() != '{' {
-				r.skip()
-				bad = "message is not a JSON object"
-				return
-			}
 			m.Message = &msgMessage{}
-			r.object(func(k []byte) {
+			if !r.nullObject("message", &bad, func(k []byte) {
 				switch string(k) {
 				case "content":
 					m.Message.Content = nil
@@ -326,21 +309,14 @@ func decodeMsgEvent(data []byte) (m msgEvent, err error) {
 				default:
 					r.skip()
 				}
-			})
+			}) {
+				m.Message = nil
+			}
 		case "content_block":
 			m.ContentBlock = nil
-			if r.peek() == 'n' {
-				r.skip()
-				return
-			}
-			if r.peek() != '{' {
-				r.skip()
-				bad = "content_block is not a JSON object"
-				return
-			}
 			cb := &msgContentBlock{}
 			var t *string
-			r.object(func(k []byte) {
+			if !r.nullObject("content_block", &bad, func(k []byte) {
 				switch string(k) {
 				case "type":
 					r.nullString(&t, "type", &bad)
@@ -353,25 +329,18 @@ func decodeMsgEvent(data []byte) (m msgEvent, err error) {
 				default:
 					r.skip()
 				}
-			})
+			}) {
+				return
+			}
 			if t != nil {
 				cb.Type = *t
 			}
 			m.ContentBlock = cb
 		case "delta":
 			m.Delta = nil
-			if r.peek() == 'n' {
-				r.skip()
-				return
-			}
-			if r.peek() != '{' {
-				r.skip()
-				bad = "delta is not a JSON object"
-				return
-			}
 			d := &msgDeltaIn{}
 			var t *string
-			r.object(func(k []byte) {
+			if !r.nullObject("delta", &bad, func(k []byte) {
 				switch string(k) {
 				case "type":
 					r.nullString(&t, "type", &bad)
@@ -386,7 +355,9 @@ func decodeMsgEvent(data []byte) (m msgEvent, err error) {
 				default:
 					r.skip()
 				}
-			})
+			}) {
+				return
+			}
 			if t != nil {
 				d.Type = *t
 			}

@@ -150,19 +150,9 @@ func formatRounds(c *config, s *section, api *benchAPI, content string, ts []*ta
 			return fmt.Errorf("%s changed the content (%d bytes, want %d)", t.name, len(got), len(content))
 		}
 	}
-	thr := map[string][]float64{}
-	const conc = 8
-	for round := range c.rounds + 1 {
-		for i := range ts {
-			t := ts[(i+round)%len(ts)]
-			n, err := load(t, conc, time.Second)
-			if err != nil {
-				return fmt.Errorf("round %d: %w", round, err)
-			}
-			if round > 0 {
-				thr[t.name] = append(thr[t.name], n)
-			}
-		}
+	thr, err := throughputRounds(c, ts)
+	if err != nil {
+		return err
 	}
 	plain := median(thr["plain ReverseProxy"])
 	s.row(api.name+", plain ReverseProxy: completions/s", fmt.Sprintf("%.0f", plain), "", "", true, "")
@@ -174,4 +164,24 @@ func formatRounds(c *config, s *section, api *benchAPI, content string, ts []*ta
 			fmt.Sprintf("plain: %.0f", plain), fmt.Sprintf(">= %.1fx", want), ratio >= want, pct(ratio, want))
 	}
 	return nil
+}
+
+// throughputRounds measures the completions per second of each target with 8
+// clients for a second, in c.rounds rounds after a warm-up, the targets' order
+// rotating each round, and returns each target's figures by its name.
+func throughputRounds(c *config, ts []*target) (map[string][]float64, error) {
+	thr := map[string][]float64{}
+	for round := range c.rounds + 1 {
+		for i := range ts {
+			t := ts[(i+round)%len(ts)]
+			n, err := load(t, 8, time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("round %d: %w", round, err)
+			}
+			if round > 0 { // round 0 warms up
+				thr[t.name] = append(thr[t.name], n)
+			}
+		}
+	}
+	return thr, nil
 }

@@ -107,18 +107,9 @@ func renameCost(c *config, r *report) error {
 			return fmt.Errorf("%s changed the content", t.name)
 		}
 	}
-	thr := map[string][]float64{}
-	for round := range c.rounds + 1 {
-		for i := range three {
-			t := three[(i+round)%len(three)]
-			n, err := load(t, 8, time.Second)
-			if err != nil {
-				return err
-			}
-			if round > 0 {
-				thr[t.name] = append(thr[t.name], n)
-			}
-		}
+	thr, err := throughputRounds(c, three)
+	if err != nil {
+		return err
 	}
 	p := median(thr[plain.name])
 	s.row("cleanroom block --rename: completions/s", fmt.Sprintf("%.0f (%.2fx)", median(thr[renT.name]), median(thr[renT.name])/p),
