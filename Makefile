@@ -119,7 +119,8 @@ demo: demo-deps build
 	curl -s http://$(DEMO_PX)/v1/chat/completions -H 'Content-Type: application/json' \
 		-d '{"model":"demo","messages":[{"role":"user","content":"#upstream: {\"content\":\"Use migrate_disable() around the section.\"}"}]}'; \
 	echo; echo "-- The audit log:"; cat $(OUT)/demo/audit.jsonl; \
-	echo; echo "-- Metrics:"; curl -s http://$(DEMO_PX)/metrics | grep -E '^cleanroom_(requests|matches)_total'
+	echo; echo "-- Metrics (the series that counted something):"; \
+	curl -s http://$(DEMO_PX)/metrics | grep -E '^cleanroom_(requests|matches)_total' | grep -v ' 0$$'
 
 # eval measures detection on real corpora (recall under edits, false alarms, leaks
 # through the proxy) and writes docs/EVAL.md; see cmd/eval.
