@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -276,19 +277,15 @@ func (w *chatWire) errorEvent(typ, code, message string) []byte {
 // it. A body that is anything else (a stream sent as a whole response, two
 // objects) is an error: what the proxy cannot read must not pass unchecked.
 func decodeWhole(body []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil || obj == nil {
-		return nil, errors.New("the upstream's response is not a JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("the upstream's response has data after its JSON object")
+	obj, err := decodeObject(body)
+	if err != nil {
+		return nil, fmt.Errorf("the upstream's response is not one JSON object: %w", err)
 	}
 	return obj, nil
 }
 
-// decodeObject decodes a JSON object, numbers kept as written.
+// decodeObject decodes one JSON object and nothing after it, numbers kept as
+// written.
 func decodeObject(data []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -298,6 +295,9 @@ func decodeObject(data []byte) (map[string]any, error) {
 	}
 	if obj == nil {
 		return nil, errors.New("not an object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the object")
 	}
 	return obj, nil
 }

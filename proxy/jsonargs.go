@@ -111,10 +111,14 @@ func unhex(c byte) byte {
 }
 
 // rawOffset returns the offset in the JSON text of decoded offset d.
-func (j *jsonStrings) rawOffset(d int) int {
-	i := sort.Search(len(j.cps), func(i int) bool { return j.cps[i].dec > d }) - 1
+func (j *jsonStrings) rawOffset(d int) int { return checkpointOffset(j.cps, d, j.raw, 0) }
+
+// checkpointOffset maps decoded offset d back through cps to an offset of the raw
+// text (raw bytes long); before the first checkpoint it is before.
+func checkpointOffset(cps []checkpoint, d, raw, before int) int {
+	i := sort.Search(len(cps), func(i int) bool { return cps[i].dec > d }) - 1
 	if i < 0 {
-		return 0
+		return min(before, raw)
 	}
-	return min(j.cps[i].raw+d-j.cps[i].dec, j.raw)
+	return min(cps[i].raw+d-cps[i].dec, raw)
 }

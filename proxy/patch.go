@@ -1,7 +1,5 @@
 package proxy
 
-import "sort"
-
 // patchLines reads a custom tool call's freeform input, such as the patch of an
 // apply_patch call ("*** Begin Patch", "*** Add File: a.c", then "+int main..."),
 // as code: the '+' or '-' that begins a line of a patch is dropped, so that a file
@@ -30,11 +28,6 @@ func (p *patchLines) feed(b []byte) []byte {
 	return out
 }
 
-// rawOffset returns the offset in the input of decoded offset d.
-func (p *patchLines) rawOffset(d int) int {
-	i := sort.Search(len(p.cps), func(i int) bool { return p.cps[i].dec > d }) - 1
-	if i < 0 {
-		return min(d, p.raw)
-	}
-	return min(p.cps[i].raw+d-p.cps[i].dec, p.raw)
-}
+// rawOffset returns the offset in the input of decoded offset d: before the first
+// dropped marker the two are one.
+func (p *patchLines) rawOffset(d int) int { return checkpointOffset(p.cps, d, p.raw, d) }

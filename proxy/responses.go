@@ -480,9 +480,7 @@ func (w *responsesWire) textOf(s *streamFilter, c *choice, it *respItem, m *resp
 	rt := it.parts[key]
 	if rt == nil {
 		for _, u := range c.texts {
-			if u != it.partText(key) {
-				u.end() // a new part: the texts before it are complete
-			}
+			u.end() // a new part: the texts before it are complete
 		}
 		rt = w.newText(s, c, it, kind, key)
 		rt.reason = reason
@@ -493,13 +491,6 @@ func (w *responsesWire) textOf(s *streamFilter, c *choice, it *respItem, m *resp
 		}
 	}
 	return rt
-}
-
-func (it *respItem) partText(key int) *text {
-	if rt := it.parts[key]; rt != nil {
-		return rt.t
-	}
-	return nil
 }
 
 func (w *responsesWire) write(s *streamFilter, e *event) {

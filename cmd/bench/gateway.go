@@ -236,21 +236,11 @@ func (w *tailWriter) Write(p []byte) (int, error) {
 // time to first byte one request at a time, throughput under concurrent load,
 // both in alternating rounds; and the memory each open stream costs.
 func gateway(c *config, r *report) error {
-	src, err := goSource("net/http/server.go")
+	content, fu, up, ts, err := cleanGateway(c)
 	if err != nil {
 		return err
 	}
-	content, err := excerpt(fingerprint.Go, src, 3000, 2000)
-	if err != nil {
-		return err
-	}
-	fu := newFastUpstream(content)
-	up := httptest.NewServer(fu)
 	defer up.Close()
-	ts, err := targets(c, up)
-	if err != nil {
-		return err
-	}
 	defer func() {
 		for _, t := range ts {
 			t.close()
@@ -374,6 +364,28 @@ func gateway(c *config, r *report) error {
 			filepath.Join(c.out, "gateway-block.prof"), "go tool pprof -top "+pprofArgs, top)
 	}
 	return streamMemory(c, s, fu, ts)
+}
+
+// cleanGateway sets up what the gateway figures measure: a 2,000-token clean
+// answer (Go's net/http/server.go), a fast upstream streaming it, and the targets
+// in front of that upstream.
+func cleanGateway(c *config) (string, *fastUpstream, *httptest.Server, []*target, error) {
+	src, err := goSource("net/http/server.go")
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	content, err := excerpt(fingerprint.Go, src, 3000, 2000)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	fu := newFastUpstream(content)
+	up := httptest.NewServer(fu)
+	ts, err := targets(c, up)
+	if err != nil {
+		up.Close()
+		return "", nil, nil, nil, err
+	}
+	return content, fu, up, ts, nil
 }
 
 // load runs conc clients making completions back to back for d and returns the

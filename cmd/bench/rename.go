@@ -61,21 +61,11 @@ func renameCost(c *config, r *report) error {
 	s.row("loaded index: heap", fmt.Sprintf("%.0f MB with --rename", float64(renMem)/1e6),
 		fmt.Sprintf("exact only: %.0f MB (%d fingerprints)", float64(exactMem)/1e6, exactFPs), "", true, "")
 
-	src, err := goSource("net/http/server.go")
+	content, _, up, ts, err := cleanGateway(c)
 	if err != nil {
 		return err
 	}
-	content, err := excerpt(fingerprint.Go, src, 3000, 2000)
-	if err != nil {
-		return err
-	}
-	fu := newFastUpstream(content)
-	up := httptest.NewServer(fu)
 	defer up.Close()
-	ts, err := targets(c, up)
-	if err != nil {
-		return err
-	}
 	var plain, block *target
 	for _, t := range ts {
 		switch t.name {
